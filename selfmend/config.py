@@ -1,0 +1,91 @@
+"""Settings: one object read from ``SELFMEND_*`` environment variables.
+
+With nothing set, selfmend runs with no server at all: a SQLite store, a file-based Celery broker
+and a SQLite result backend under ``SELFMEND_HOME``. Set the URLs to use Redis and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Mode = Literal["observe", "dry_run", "auto"]
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; every field is ``SELFMEND_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SELFMEND_", frozen=True, extra="ignore")
+
+    home: Path = Field(Path(".selfmend"), description="Folder for the embedded store and broker.")
+    store_url: str | None = Field(None, description="SQLAlchemy URL of selfmend's own store.")
+    broker_url: str | None = Field(None, description="Celery broker URL.")
+    result_backend: str | None = Field(None, description="Celery result backend URL.")
+    redis_url: str | None = Field(
+        None, description="Redis for shared fast state (push buffer, locks); the store if unset."
+    )
+
+    monitor_redis_urls: CommaList = Field(default_factory=list)
+    monitor_postgres_urls: CommaList = Field(default_factory=list)
+    prometheus_targets: CommaList = Field(default_factory=list)
+
+    mode: Mode = Field("dry_run", description="observe: detect only; dry_run: plan and log; auto.")
+    collect_interval: float = Field(15.0, gt=0)
+    analyze_interval: float = Field(60.0, gt=0)
+    settle_seconds: float = Field(30.0, ge=0, description="Wait after a fix before verifying.")
+    verify_window_seconds: float = Field(
+        30.0, gt=0, description="Fresh measurements the verdict looks at (the hold period)."
+    )
+    verify_min_samples: int = Field(3, ge=1)
+    cooldown_seconds: float = Field(600.0, ge=0, description="Per (action, target).")
+    detector_window: int = Field(120, ge=8, description="Points the rolling median/MAD keeps.")
+    detector_threshold: float = Field(0.99, gt=0, lt=1, description="Score that is an anomaly.")
+    anomaly_min_points: int = Field(3, ge=1, description="Consecutive anomalies for an incident.")
+    max_clock_skew_seconds: float = Field(300.0, gt=0)
+    push_batch_size: int = Field(500, ge=1)
+    push_flush_seconds: float = Field(1.0, gt=0)
+    series_shards: int = Field(1, ge=1, description="analyze fans out over this many shards.")
+
+    @field_validator("monitor_redis_urls", "monitor_postgres_urls", "prometheus_targets",
+                     mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.home.resolve() / 'store.db'}"
+
+    @cached_property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @cached_property
+    def resolved_result_backend(self) -> str:
+        return self.result_backend or f"db+sqlite:///{self.home.resolve() / 'results.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem://")
+
+    def broker_transport_options(self) -> dict[str, object]:
+        """Folders of the file-based broker; one folder in and out, as on a single machine."""
+        if not self.embedded_broker:
+            return {}
+        root = self.home.resolve() / "broker"
+        for name in ("queue", "control"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(root / "queue"),
+            "data_folder_out": str(root / "queue"),
+            "control_folder": str(root / "control"),
+            "store_processed": False,
+        }

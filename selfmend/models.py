@@ -1,0 +1,175 @@
+"""The wire types that flow one way through the loop.
+
+``Sample`` → ``Anomaly`` → ``Incident`` → ``Execution`` → ``Verification``. Pushed input is
+validated here, once, with errors that name the offending field; a bad item never sinks its batch.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SERIES_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:]*$")
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def needs_approval(self) -> bool:
+        return self in (Risk.HIGH, Risk.CRITICAL)
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REMEDIATING = "remediating"
+    VERIFYING = "verifying"
+    RESOLVED = "resolved"
+    ROLLED_BACK = "rolled_back"
+    ESCALATED = "escalated"
+
+    @property
+    def closed(self) -> bool:
+        return self in (IncidentStatus.RESOLVED, IncidentStatus.ROLLED_BACK,
+                        IncidentStatus.ESCALATED)
+
+
+class ExecutionState(StrEnum):
+    """One row per state change in the executions log."""
+
+    PLANNED = "planned"
+    SKIPPED = "skipped"
+    DRY_RUN = "dry_run"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    APPLYING = "applying"
+    APPLIED = "applied"
+    FAILED = "failed"
+    VERIFIED = "verified"
+    ROLLED_BACK = "rolled_back"
+
+
+class Verdict(StrEnum):
+    FIXED = "fixed"
+    NOT_FIXED = "not_fixed"
+
+
+def series_key(name: str, labels: Mapping[str, str]) -> str:
+    """Canonical identity of a series, in Prometheus' notation: ``name{a="1",b="2"}``."""
+    if not labels:
+        return name
+    inner = ",".join(f'{key}="{labels[key]}"' for key in sorted(labels))
+    return f"{name}{{{inner}}}"
+
+
+class Sample(BaseModel):
+    """One measurement of one series. ``ts`` is seconds since the epoch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    series: str = Field(min_length=1, max_length=200)
+    ts: float = Field(strict=True, allow_inf_nan=False, gt=0)
+    value: float = Field(strict=True, allow_inf_nan=False)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("series")
+    @classmethod
+    def _series_is_a_name(cls, name: str) -> str:
+        if not SERIES_NAME.match(name):
+            raise ValueError("must start with a letter or _ and hold only letters, digits, _ . :")
+        return name
+
+    @property
+    def key(self) -> str:
+        return series_key(self.series, self.labels)
+
+
+class LogEvent(BaseModel):
+    """A log line the application forwarded (error-log patterns match on these)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ts: float = Field(strict=True, allow_inf_nan=False, gt=0)
+    level: str = Field(min_length=1, max_length=20)
+    message: str = Field(max_length=4000)
+    logger: str = Field("", max_length=200)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why one item of a batch was refused; ``field`` names what to fix."""
+
+    index: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"item {self.index}: {self.field}: {self.message}"
+
+
+@dataclass
+class ParsedBatch:
+    samples: list[Sample]
+    logs: list[LogEvent]
+    rejected: list[Rejection]
+
+
+def parse_batch(items: Iterable[Any], *, max_skew: float, now: float | None = None) -> ParsedBatch:
+    """Validate pushed items one by one: keep the good ones, name the field of each bad one.
+
+    An item is a JSON object with ``kind`` "sample" (the default) or "log".
+    """
+    now = time.time() if now is None else now
+    batch = ParsedBatch([], [], [])
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            batch.rejected.append(Rejection(index, "item", "must be a JSON object"))
+            continue
+        fields = dict(item)
+        kind = fields.pop("kind", "sample")
+        model = _KINDS.get(kind)
+        if model is None:
+            batch.rejected.append(Rejection(index, "kind", f"must be one of {sorted(_KINDS)}"))
+            continue
+        try:
+            parsed = model.model_validate(fields)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "item"
+            batch.rejected.append(Rejection(index, field, first["msg"]))
+            continue
+        if parsed.ts > now + max_skew:
+            batch.rejected.append(Rejection(
+                index, "ts", f"is {parsed.ts - now:.0f} s in the future "
+                             f"(more than the allowed {max_skew:.0f} s clock skew)"))
+            continue
+        (batch.logs if kind == "log" else batch.samples).append(parsed)
+    return batch
+
+
+_KINDS: dict[str, type[BaseModel]] = {"sample": Sample, "log": LogEvent}
+
+
+class Anomaly(BaseModel):
+    series: str
+    ts: float
+    value: float
+    score: float
+    detector: str

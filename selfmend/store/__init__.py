@@ -1,0 +1,36 @@
+"""selfmend's store: one object that holds a repository per concern over one engine."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from selfmend.store.controls import ControlStore
+from selfmend.store.engine import make_engine
+from selfmend.store.executions import ExecutionLog
+from selfmend.store.incidents import IncidentStore
+from selfmend.store.migrate import upgrade
+from selfmend.store.outcomes import OutcomeStore
+from selfmend.store.samples import SampleStore
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.samples = SampleStore(engine)
+        self.incidents = IncidentStore(engine)
+        self.executions = ExecutionLog(engine)
+        self.controls = ControlStore(engine)
+        self.outcomes = OutcomeStore(engine)
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> Store:
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["Store"]

@@ -1,0 +1,96 @@
+"""The executions log: append-only, one row per state change, with actor and reason.
+
+It is both the audit log and the transaction log. Each step of an incident's action carries the
+idempotency key ``<incident>:<action>:<state>``, unique in the table, so a redelivered message
+cannot take the same step twice: the insert that would repeat it is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from selfmend.models import ExecutionState, Risk
+from selfmend.store.tables import executions
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: int
+    incident_id: int
+    action: str
+    target: str
+    state: ExecutionState
+    risk: Risk
+    params: dict[str, Any]
+    undo: dict[str, Any] | None
+    result: dict[str, Any] | None
+    actor: str
+    reason: str
+    idempotency_key: str | None
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> Execution:
+        values = dict(row._mapping)
+        values["state"] = ExecutionState(values["state"])
+        values["risk"] = Risk(values["risk"])
+        return cls(**values)
+
+
+def step_key(incident_id: int, action: str, state: ExecutionState) -> str:
+    return f"{incident_id}:{action}:{state}"
+
+
+class ExecutionLog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, *, incident_id: int, action: str, target: str, state: ExecutionState,
+               risk: Risk, actor: str, reason: str, params: dict[str, Any] | None = None,
+               undo: dict[str, Any] | None = None, result: dict[str, Any] | None = None,
+               once: bool = True) -> Execution | None:
+        """Append a row. With ``once`` the step is keyed; returns None if it was already taken."""
+        key = step_key(incident_id, action, state) if once else None
+        values = dict(incident_id=incident_id, action=action, target=target, state=str(state),
+                      risk=str(risk), params=params or {}, undo=undo, result=result, actor=actor,
+                      reason=reason, idempotency_key=key, created_at=time.time())
+        try:
+            with self.engine.begin() as connection:
+                new_id = connection.execute(insert(executions).values(**values)).inserted_primary_key[0]
+        except IntegrityError:
+            if key is None:
+                raise
+            return None
+        return Execution(id=new_id, **{**values, "state": state, "risk": risk})
+
+    def step(self, incident_id: int, action: str, state: ExecutionState) -> Execution | None:
+        """The keyed row of one step, if it was taken."""
+        query = select(executions).where(
+            executions.c.idempotency_key == step_key(incident_id, action, state))
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return Execution.from_row(row) if row else None
+
+    def history(self, incident_id: int) -> list[Execution]:
+        query = select(executions).where(executions.c.incident_id == incident_id)
+        with self.engine.connect() as connection:
+            return [Execution.from_row(r) for r in connection.execute(query.order_by("id"))]
+
+    def last_applied_at(self, action: str, target: str) -> float | None:
+        """When ``action`` was last applied to ``target``: what the cooldown counts from."""
+        query = (select(executions.c.created_at)
+                 .where(executions.c.action == action, executions.c.target == target,
+                        executions.c.state == str(ExecutionState.APPLIED))
+                 .order_by(executions.c.created_at.desc()).limit(1))
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar()
+
+    def recent(self, limit: int = 50) -> list[Execution]:
+        query = select(executions).order_by(executions.c.id.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [Execution.from_row(row) for row in connection.execute(query)]

@@ -1,0 +1,119 @@
+"""Incidents: opened once per (pattern, target) while open, advanced by compare-and-set.
+
+The incident row is the state machine. Each stage reads it and moves it on only from the status
+it expects, so two workers (or a redelivered message) cannot both advance the same incident.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from selfmend.errors import NotFound
+from selfmend.models import IncidentStatus, Severity
+from selfmend.store.tables import incidents
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    pattern: str
+    target: str
+    severity: Severity
+    status: IncidentStatus
+    series_key: str | None
+    root_cause: str | None
+    evidence: dict[str, Any]
+    reopen_count: int
+    opened_at: float
+    updated_at: float
+    closed_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Incident:
+        values = dict(row._mapping)
+        values.pop("open_key")
+        values["severity"] = Severity(values["severity"])
+        values["status"] = IncidentStatus(values["status"])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "severity": str(self.severity), "status": str(self.status)}
+
+
+class IncidentStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open(self, *, pattern: str, target: str, severity: Severity, series_key: str | None,
+             root_cause: str, evidence: dict[str, Any]) -> tuple[Incident, bool]:
+        """Open an incident, or return the one still open for (pattern, target).
+
+        Returns ``(incident, created)``.
+        """
+        now = time.time()
+        open_key = f"{pattern}|{target}"
+        reopen_count = self._closed_count(pattern, target)
+        try:
+            with self.engine.begin() as connection:
+                new_id = connection.execute(insert(incidents).values(
+                    pattern=pattern, target=target, severity=str(severity),
+                    status=str(IncidentStatus.OPEN), series_key=series_key, root_cause=root_cause,
+                    evidence=evidence, open_key=open_key, reopen_count=reopen_count,
+                    opened_at=now, updated_at=now,
+                )).inserted_primary_key[0]
+            return self.get(new_id), True
+        except IntegrityError:
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    select(incidents).where(incidents.c.open_key == open_key)).first()
+            if row is None:  # closed between our insert and this read: open it anew
+                return self.open(pattern=pattern, target=target, severity=severity,
+                                 series_key=series_key, root_cause=root_cause, evidence=evidence)
+            return Incident.from_row(row), False
+
+    def _closed_count(self, pattern: str, target: str) -> int:
+        query = select(func.count()).select_from(incidents).where(
+            incidents.c.pattern == pattern, incidents.c.target == target,
+            incidents.c.open_key.is_(None))
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar_one()
+
+    def get(self, incident_id: int) -> Incident:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+        if row is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        return Incident.from_row(row)
+
+    def advance(self, incident_id: int, expected: Iterable[IncidentStatus],
+                status: IncidentStatus) -> bool:
+        """Move to ``status`` only from one of ``expected``; False if another got there first."""
+        now = time.time()
+        values: dict[str, Any] = {"status": str(status), "updated_at": now}
+        if status.closed:
+            values |= {"open_key": None, "closed_at": now}
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(incidents)
+                .where(incidents.c.id == incident_id,
+                       incidents.c.status.in_([str(s) for s in expected]))
+                .values(**values))
+        return result.rowcount == 1
+
+    def list(self, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+        query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(incidents.c.status == str(status))
+        with self.engine.connect() as connection:
+            return [Incident.from_row(row) for row in connection.execute(query)]
+
+    def with_status(self, statuses: Iterable[IncidentStatus]) -> list[Incident]:
+        query = select(incidents).where(incidents.c.status.in_([str(s) for s in statuses]))
+        with self.engine.connect() as connection:
+            return [Incident.from_row(row) for row in connection.execute(query.order_by("id"))]
