@@ -47,8 +47,11 @@ class IncidentStatus(StrEnum):
 
     @property
     def closed(self) -> bool:
-        return self in (IncidentStatus.RESOLVED, IncidentStatus.ROLLED_BACK,
-                        IncidentStatus.ESCALATED)
+        """Closed incidents release (pattern, target): the next match opens a new incident.
+
+        An escalated incident stays open until its condition clears, so a person is told once.
+        """
+        return self in (IncidentStatus.RESOLVED, IncidentStatus.ROLLED_BACK)
 
 
 class ExecutionState(StrEnum):

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from selfmend.models import LogEvent, Sample
-from selfmend.store.tables import log_events, samples, series
+from selfmend.models import Anomaly, LogEvent, Sample
+from selfmend.store.tables import anomalies, log_events, samples, series
 
 _COPY_SAMPLES = "COPY samples (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
 
@@ -154,6 +154,15 @@ class SampleStore:
             connection.execute(
                 update(series).where(series.c.id == series_id)
                 .values(analyzed_until=analyzed_until, detector_state=state))
+
+    def insert_anomalies(self, series_id: int, found: Sequence[Anomaly]) -> None:
+        if not found:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(insert(anomalies), [
+                {"series_id": series_id, **anomaly.model_dump(exclude={"series"})}
+                for anomaly in found
+            ])
 
     def count(self) -> int:
         with self.engine.connect() as connection:

@@ -1,0 +1,173 @@
+"""What the application imports: push metrics and log lines, read live settings.
+
+``record`` validates at once (a bad call fails in the caller, naming the field) and buffers;
+a background thread sends the buffer in batches. A batch that cannot be sent stays buffered and
+is sent with the next one, up to ``max_buffered`` items.
+
+    from selfmend import client
+    client.record("db.query_ms", 12.5, service="shop")
+    pool_size = client.control("db.pool_size", 20)
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from selfmend.collect.push import PushBuffer
+from selfmend.config import Settings
+from selfmend.errors import InvalidInput
+from selfmend.models import LogEvent, Sample
+from selfmend.store import Store
+from selfmend.system import push_buffer
+
+log = structlog.get_logger(__name__)
+
+
+class Client:
+    def __init__(self, settings: Settings, *, store: Store | None = None,
+                 buffer: PushBuffer | None = None, control_ttl: float = 1.0,
+                 max_buffered: int = 100_000) -> None:
+        self.settings = settings
+        self.store = store or Store.from_url(settings.resolved_store_url)
+        self.buffer = buffer or push_buffer(settings, self.store)
+        self.control_ttl = control_ttl
+        self.max_buffered = max_buffered
+        self.dropped = 0
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._controls: dict[str, tuple[float, Any]] = {}
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, daemon=True,
+                                         name="selfmend-client-flush")
+        self._flusher.start()
+
+    def record(self, name: str, value: float, ts: float | None = None, **labels: str) -> None:
+        """Buffer one sample; raises ``InvalidInput`` naming the field if it is malformed."""
+        try:
+            sample = Sample(series=name, ts=time.time() if ts is None else ts, value=value,
+                            labels={key: str(label) for key, label in labels.items()})
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        self._enqueue(sample.model_dump())
+
+    def log_line(self, level: str, message: str, logger: str = "") -> None:
+        event = LogEvent(ts=time.time(), level=level, message=message[:4000], logger=logger[:200])
+        self._enqueue({"kind": "log", **event.model_dump()})
+
+    def _enqueue(self, item: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.append(item)
+            full = len(self._pending) >= self.settings.push_batch_size
+        if full:
+            self.flush()
+
+    def flush(self) -> int:
+        """Send everything buffered now; returns how many items were sent."""
+        with self._send_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            size = self.settings.push_batch_size
+            for start in range(0, len(batch), size):
+                try:
+                    self.buffer.push(json.dumps(batch[start:start + size]))
+                except Exception:
+                    log.exception("client.push_failed", unsent=len(batch) - start)
+                    self._requeue(batch[start:])
+                    return start
+            return len(batch)
+
+    def _requeue(self, unsent: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._pending = unsent + self._pending
+            overflow = len(self._pending) - self.max_buffered
+            if overflow > 0:  # keep the newest: they say most about the present
+                del self._pending[:overflow]
+                self.dropped += overflow
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(self.settings.push_flush_seconds):
+            self.flush()
+
+    def control(self, key: str, default: Any = None) -> Any:
+        """A live setting, cached for ``control_ttl`` seconds.
+
+        The first read of an unset key stores ``default``, so the operator (and the actions
+        that move a setting by a delta) see the value the application is using.
+        """
+        now = time.monotonic()
+        cached = self._controls.get(key)
+        if cached and now - cached[0] < self.control_ttl:
+            return cached[1]
+        missing = object()
+        value = self.store.controls.get(key, missing)
+        if value is missing:
+            self.store.controls.set(key, default, actor="client default")
+            value = default
+        self._controls[key] = (now, value)
+        return value
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+
+
+class LogHandler(logging.Handler):
+    """Forward log records (ERROR and above by default) so error-log patterns can match them."""
+
+    def __init__(self, client: Client | None = None, level: int = logging.ERROR) -> None:
+        super().__init__(level)
+        self._client = client
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            (self._client or default_client()).log_line(record.levelname, record.getMessage(),
+                                                        record.name)
+        except Exception:
+            self.handleError(record)
+
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def configure(settings: Settings | None = None, **options: Any) -> Client:
+    """Set up the process-wide client (read from SELFMEND_* when no settings are given)."""
+    global _default
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+        _default = Client(settings or Settings(), **options)
+        return _default
+
+
+def default_client() -> Client:
+    with _default_lock:
+        existing = _default
+    return existing or configure()
+
+
+def record(name: str, value: float, **labels: str) -> None:
+    default_client().record(name, value, **labels)
+
+
+def control(key: str, default: Any = None) -> Any:
+    return default_client().control(key, default)
+
+
+def flush() -> int:
+    return default_client().flush()
+
+
+atexit.register(lambda: _default and _default.close())

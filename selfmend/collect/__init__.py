@@ -1,0 +1,1 @@
+"""Collection: pull collectors measure, the push collector drains what the application sent."""

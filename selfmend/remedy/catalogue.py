@@ -1,0 +1,27 @@
+"""The allow-list of actions: a pattern may name only an action registered here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from selfmend.errors import ConfigurationError
+from selfmend.remedy.base import Action
+
+
+class Catalogue:
+    def __init__(self, actions: Iterable[Action]) -> None:
+        self._actions = {action.name: action for action in actions}
+
+    def get(self, name: str) -> Action:
+        try:
+            return self._actions[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"unknown action {name!r}; known actions: {', '.join(sorted(self._actions))}"
+            ) from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._actions
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)

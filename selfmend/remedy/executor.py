@@ -1,0 +1,164 @@
+"""The remediate stage: plan the incident's fix, pass it through the gate, apply it once.
+
+Every decision is a row in the executions log. Applying is claimed by the keyed ``applying``
+row: a redelivered message finds the claim, and either returns what was applied or, if the first
+delivery died before applying, applies the claimed plan again (actions check first, so that is
+harmless). The incident row only moves forward by compare-and-set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
+
+from selfmend.config import Mode
+from selfmend.detect.patterns import Pattern
+from selfmend.errors import ActionError, ConfigurationError
+from selfmend.models import ExecutionState, IncidentStatus, Risk
+from selfmend.remedy.base import Action, Plan
+from selfmend.remedy.catalogue import Catalogue
+from selfmend.remedy.policy import GateFacts, Verdict, decide
+from selfmend.store import Store
+from selfmend.store.executions import Execution
+from selfmend.store.incidents import Incident
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "selfmend.remediate"
+_STARTABLE = (IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL, IncidentStatus.REMEDIATING)
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """What remediate did; the verify stage reads it, and it is the task's JSON result."""
+
+    incident_id: int
+    decision: str
+    reason: str
+    action: str | None = None
+    execution_id: int | None = None
+    applied_at: float | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.decision == "applied"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Executor:
+    def __init__(self, store: Store, catalogue: Catalogue, patterns: tuple[Pattern, ...],
+                 *, mode: Mode, cooldown_seconds: float) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.patterns = {pattern.name: pattern for pattern in patterns}
+        self.mode = mode
+        self.cooldown_seconds = cooldown_seconds
+
+    def remediate(self, incident_id: int) -> Remediation:
+        incident = self.store.incidents.get(incident_id)
+        if incident.status not in _STARTABLE:
+            return Remediation(incident_id, "noop", f"incident is {incident.status}")
+        pattern = self.patterns.get(incident.pattern)
+        if pattern is None or pattern.action is None:
+            return self._escalate(incident, f"pattern {incident.pattern!r} has no automatic fix")
+        action = self.catalogue.get(pattern.action.name)
+        risk = max(action.risk, pattern.action.risk or action.risk, key=_RISK_ORDER.index)
+        claimed = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
+        if claimed is not None:
+            return self._resume(incident, action, claimed)
+        try:
+            plan = action.plan(pattern.action.params)
+        except (ActionError, ConfigurationError) as error:
+            self._log(incident, action.name, "-", ExecutionState.FAILED, risk, str(error))
+            return self._escalate(incident, f"could not plan {action.name}: {error}")
+        return self._gate(incident, action, plan, risk)
+
+    def _gate(self, incident: Incident, action: Action, plan: Plan, risk: Risk) -> Remediation:
+        approval = self.store.executions.step(incident.id, action.name, ExecutionState.APPROVED)
+        decision = decide(GateFacts(
+            mode=self.mode, action=action.name, target=plan.target, risk=risk,
+            kill_switch_on=self.store.controls.kill_switch(action.name),
+            approved=approval is not None,
+            last_applied_at=self.store.executions.last_applied_at(action.name, plan.target),
+            cooldown_seconds=self.cooldown_seconds, now=time.time()))
+        self._log(incident, action.name, plan.target, ExecutionState.PLANNED, risk, plan.summary,
+                  plan=plan)
+        if decision.verdict is Verdict.SKIP:
+            self._log(incident, action.name, plan.target, ExecutionState.SKIPPED, risk,
+                      decision.reason, plan=plan, once=False)
+            return Remediation(incident.id, "skipped", decision.reason, action.name)
+        if decision.verdict is Verdict.DRY_RUN:
+            self._log(incident, action.name, plan.target, ExecutionState.DRY_RUN, risk,
+                      decision.reason, plan=plan)
+            return Remediation(incident.id, "dry_run", decision.reason, action.name)
+        if decision.verdict is Verdict.AWAIT_APPROVAL:
+            self._log(incident, action.name, plan.target, ExecutionState.AWAITING_APPROVAL, risk,
+                      decision.reason, plan=plan)
+            self.store.incidents.advance(incident.id, [IncidentStatus.OPEN],
+                                         IncidentStatus.AWAITING_APPROVAL)
+            return Remediation(incident.id, "awaiting_approval", decision.reason, action.name)
+        if not self.store.incidents.advance(incident.id, _STARTABLE, IncidentStatus.REMEDIATING):
+            return Remediation(incident.id, "noop", "another remediation took this incident")
+        claim = self._log(incident, action.name, plan.target, ExecutionState.APPLYING, risk,
+                          decision.reason, plan=plan)
+        if claim is None:  # a concurrent delivery claimed it between our read and our insert
+            claimed = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
+            return self._resume(incident, action, claimed)
+        return self._apply(incident, action, plan, claim)
+
+    def _resume(self, incident: Incident, action: Action, claim: Execution) -> Remediation:
+        applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
+        if applied is not None:
+            return Remediation(incident.id, "applied", "already applied (redelivered message)",
+                               action.name, applied.id, applied.created_at)
+        plan = Plan(action.name, claim.target, claim.params, claim.undo or {}, claim.reason)
+        log.warning("remediation.resumed", incident_id=incident.id, action=action.name)
+        return self._apply(incident, action, plan, claim)
+
+    def _apply(self, incident: Incident, action: Action, plan: Plan,
+               claim: Execution) -> Remediation:
+        if self.store.controls.kill_switch(action.name):  # read again, right before the change
+            self._log(incident, action.name, plan.target, ExecutionState.SKIPPED, claim.risk,
+                      f"kill switch is on for {action.name}", plan=plan, once=False)
+            self.store.incidents.advance(incident.id, [IncidentStatus.REMEDIATING],
+                                         IncidentStatus.OPEN)
+            return Remediation(incident.id, "skipped", "kill switch", action.name)
+        try:
+            result = action.apply(plan)
+        except Exception as error:
+            log.exception("remediation.apply_failed", incident_id=incident.id, action=action.name)
+            self._log(incident, action.name, plan.target, ExecutionState.FAILED, claim.risk,
+                      f"apply failed: {error}", plan=plan, once=False)
+            return self._escalate(incident, f"{action.name} failed to apply: {error}")
+        applied = self._log(incident, action.name, plan.target, ExecutionState.APPLIED,
+                            claim.risk, plan.summary, plan=plan, result=result)
+        if applied is None:
+            applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
+        self.store.incidents.advance(incident.id, [IncidentStatus.REMEDIATING],
+                                     IncidentStatus.VERIFYING)
+        log.info("remediation.applied", incident_id=incident.id, action=action.name,
+                 target=plan.target)
+        return Remediation(incident.id, "applied", plan.summary, action.name, applied.id,
+                           applied.created_at)
+
+    def _escalate(self, incident: Incident, reason: str) -> Remediation:
+        self._log(incident, "escalate", incident.target, ExecutionState.SKIPPED, Risk.LOW, reason)
+        self.store.incidents.advance(incident.id, _STARTABLE, IncidentStatus.ESCALATED)
+        log.warning("incident.escalated", incident_id=incident.id, reason=reason)
+        return Remediation(incident.id, "escalated", reason)
+
+    def _log(self, incident: Incident, action: str, target: str, state: ExecutionState,
+             risk: Risk, reason: str, *, plan: Plan | None = None,
+             result: dict[str, Any] | None = None, once: bool = True) -> Execution | None:
+        return self.store.executions.record(
+            incident_id=incident.id, action=action, target=target, state=state, risk=risk,
+            actor=ACTOR, reason=reason, params=plan.params if plan else None,
+            undo=plan.undo if plan else None, result=result, once=once)
+
+
+_RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]

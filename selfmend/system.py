@@ -1,0 +1,113 @@
+"""The composition root: builds the store, collectors, detectors and actions from Settings.
+
+Workers, the CLI and tests all start here, so each stage runs the same parts wherever it runs.
+Parts that need Celery (the worker pools, the queue probe) are passed in from ``workers/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import structlog
+
+from selfmend.collect.base import Collector
+from selfmend.collect.celery_queues import CeleryCollector, CeleryProbe
+from selfmend.collect.postgres import PostgresCollector
+from selfmend.collect.prometheus import PrometheusCollector
+from selfmend.collect.push import PushBuffer, PushCollector, RedisPushBuffer, StorePushBuffer
+from selfmend.collect.redis import RedisCollector
+from selfmend.config import Settings
+from selfmend.detect.analyze import Analyzer, DetectorSettings
+from selfmend.detect.patterns import BUILTIN_PATTERNS, Pattern
+from selfmend.errors import ConfigurationError
+from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
+from selfmend.remedy.actions.set_control import SetControl
+from selfmend.remedy.catalogue import Catalogue
+from selfmend.remedy.executor import Executor
+from selfmend.store import Store
+from selfmend.verify import Verifier
+
+log = structlog.get_logger(__name__)
+
+
+def push_buffer(settings: Settings, store: Store) -> PushBuffer:
+    if settings.redis_url:
+        import redis
+
+        return RedisPushBuffer(redis.Redis.from_url(settings.redis_url, socket_timeout=10))
+    return StorePushBuffer(store.engine)
+
+
+@dataclass
+class System:
+    settings: Settings
+    store: Store
+    patterns: tuple[Pattern, ...] = BUILTIN_PATTERNS
+    worker_pools: WorkerPools | None = None
+    celery_probe: CeleryProbe | None = None
+    pull_collectors: list[Collector] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **parts: Any) -> System:
+        system = cls(settings, Store.from_url(settings.resolved_store_url), **parts)
+        system.pull_collectors = system._pull_collectors()
+        system._check_patterns()
+        return system
+
+    def _pull_collectors(self) -> list[Collector]:
+        collectors: list[Collector] = [RedisCollector(u) for u in self.settings.monitor_redis_urls]
+        collectors += [PostgresCollector(u) for u in self.settings.monitor_postgres_urls]
+        collectors += [PrometheusCollector(u) for u in self.settings.prometheus_targets]
+        if self.celery_probe is not None:
+            collectors.append(CeleryCollector(self.celery_probe))
+        return collectors
+
+    def _check_patterns(self) -> None:
+        """Refuse, at start, a pattern whose action is not in the catalogue (naming both)."""
+        for pattern in self.patterns:
+            if pattern.action and pattern.action.name not in self.catalogue:
+                raise ConfigurationError(
+                    f"pattern {pattern.name}: action {pattern.action.name!r} is unknown; "
+                    f"known actions: {', '.join(self.catalogue.names())}")
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        return Catalogue([SetControl(self.store.controls), CeleryPool(self.worker_pools)])
+
+    @cached_property
+    def push(self) -> PushCollector:
+        return PushCollector(push_buffer(self.settings, self.store), self.store,
+                             max_skew=self.settings.max_clock_skew_seconds)
+
+    @cached_property
+    def analyzer(self) -> Analyzer:
+        detector = DetectorSettings(window=self.settings.detector_window,
+                                    threshold=self.settings.detector_threshold,
+                                    min_points=self.settings.anomaly_min_points)
+        return Analyzer(self.store, self.patterns, detector)
+
+    @cached_property
+    def executor(self) -> Executor:
+        return Executor(self.store, self.catalogue, self.patterns, mode=self.settings.mode,
+                        cooldown_seconds=self.settings.cooldown_seconds)
+
+    @cached_property
+    def verifier(self) -> Verifier:
+        return Verifier(self.store, self.catalogue, self.patterns,
+                        settle_seconds=self.settings.settle_seconds,
+                        window_seconds=self.settings.verify_window_seconds,
+                        min_samples=self.settings.verify_min_samples)
+
+    def collect(self) -> dict[str, Any]:
+        """One collect pass: drain pushed samples, then every pull collector, each isolated."""
+        report: dict[str, Any] = {"push": self.push.drain().as_dict(), "pulled": {}, "errors": {}}
+        for collector in self.pull_collectors:
+            try:
+                samples = collector.collect()
+                report["pulled"][collector.name] = self.store.samples.insert(samples)
+            except Exception as error:  # one broken target must not stop the others
+                log.exception("collector.failed", collector=collector.name)
+                report["errors"][collector.name] = f"{type(error).__name__}: {error}"
+        return report

@@ -1,0 +1,122 @@
+"""The verify stage: re-measure the incident's series after the fix settled, and judge.
+
+Fixed means the whole hold window after the settle delay is back in band: the pattern's
+condition no longer holds over those samples (or, for a detector incident, every sample lies in
+the band the detector knew before the fault). Not fixed rolls the action back. Too early returns
+``NotYet`` with the seconds to wait: the task reschedules itself, a worker never sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from selfmend.detect.analyze import ANOMALY_PATTERN
+from selfmend.detect.patterns import MetricCondition, Pattern
+from selfmend.models import ExecutionState, IncidentStatus, Verdict
+from selfmend.remedy.base import Plan
+from selfmend.remedy.catalogue import Catalogue
+from selfmend.remedy.executor import Remediation
+from selfmend.store import Store
+from selfmend.store.incidents import Incident
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "selfmend.verify"
+
+
+@dataclass(frozen=True)
+class NotYet:
+    retry_in: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    incident_id: int
+    verdict: str
+    status: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Verifier:
+    def __init__(self, store: Store, catalogue: Catalogue, patterns: tuple[Pattern, ...], *,
+                 settle_seconds: float, window_seconds: float, min_samples: int) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.patterns = {pattern.name: pattern for pattern in patterns}
+        self.settle_seconds = settle_seconds
+        self.window_seconds = window_seconds
+        self.min_samples = min_samples
+
+    @property
+    def first_check_after(self) -> float:
+        return self.settle_seconds + self.window_seconds
+
+    def verify(self, remediation: Remediation, now: float | None = None) -> Judgement | NotYet:
+        now = time.time() if now is None else now
+        incident = self.store.incidents.get(remediation.incident_id)
+        if not remediation.applied or incident.status is not IncidentStatus.VERIFYING:
+            return Judgement(incident.id, "none", str(incident.status), {},
+                             {"reason": f"nothing to verify: {remediation.reason}"})
+        start = remediation.applied_at + self.settle_seconds
+        end = start + self.window_seconds
+        if now < end:
+            return NotYet(end - now, "hold window not over")
+        points = self.store.samples.window(incident.series_key or "", start, end)
+        if len(points) < self.min_samples:
+            if now < end + 2 * self.window_seconds:
+                return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
+            return self._judge(incident, remediation, Verdict.NOT_FIXED,
+                               {"samples": len(points), "reason": "no fresh measurements"})
+        verdict, after = self._in_band(incident, [value for _, value in points])
+        return self._judge(incident, remediation, verdict, after)
+
+    def _in_band(self, incident: Incident, values: list[float]) -> tuple[Verdict, dict[str, Any]]:
+        if incident.pattern == ANOMALY_PATTERN:
+            low, high = incident.evidence["band"]
+            outside = sum(not low <= value <= high for value in values)
+            verdict = Verdict.FIXED if outside == 0 else Verdict.NOT_FIXED
+            return verdict, {"samples": len(values), "outside_band": outside, "band": [low, high]}
+        condition = self.patterns[incident.pattern].condition
+        assert isinstance(condition, MetricCondition)
+        value = condition.aggregate_of(values)
+        verdict = Verdict.NOT_FIXED if condition.holds(value) else Verdict.FIXED
+        return verdict, {"samples": len(values), "value": value,
+                         "condition": condition.describe()}
+
+    def _judge(self, incident: Incident, remediation: Remediation, verdict: Verdict,
+               after: dict[str, Any]) -> Judgement:
+        action = self.catalogue.get(remediation.action or "")
+        claim = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
+        plan = Plan(action.name, claim.target, claim.params, claim.undo or {}, claim.reason)
+        before = {"root_cause": incident.root_cause, **incident.evidence}
+        self.store.outcomes.record(
+            incident_id=incident.id, execution_id=remediation.execution_id or claim.id,
+            pattern=incident.pattern, action=action.name, before=before, after=after,
+            verdict=verdict)
+        if verdict is Verdict.FIXED:
+            self._log(incident, plan, ExecutionState.VERIFIED, claim.risk, "back in band", after)
+            status = IncidentStatus.RESOLVED
+        else:
+            result = action.rollback(plan)
+            self._log(incident, plan, ExecutionState.ROLLED_BACK, claim.risk,
+                      "verification failed: rolled back", {**after, "rollback": result})
+            status = IncidentStatus.ROLLED_BACK
+        self.store.incidents.advance(incident.id, [IncidentStatus.VERIFYING], status)
+        log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
+        return Judgement(incident.id, str(verdict), str(status), before, after)
+
+    def _log(self, incident: Incident, plan: Plan, state: ExecutionState, risk: Any,
+             reason: str, result: dict[str, Any]) -> None:
+        self.store.executions.record(
+            incident_id=incident.id, action=plan.action, target=plan.target, state=state,
+            risk=risk, actor=ACTOR, reason=reason, params=plan.params, undo=plan.undo,
+            result=result)
