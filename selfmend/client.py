@@ -32,9 +32,15 @@ log = structlog.get_logger(__name__)
 
 
 class Client:
-    def __init__(self, settings: Settings, *, store: Store | None = None,
-                 buffer: PushBuffer | None = None, control_ttl: float = 1.0,
-                 max_buffered: int = 100_000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        buffer: PushBuffer | None = None,
+        control_ttl: float = 1.0,
+        max_buffered: int = 100_000,
+    ) -> None:
         self.settings = settings
         self.store = store or Store.from_url(settings.resolved_store_url)
         self.buffer = buffer or push_buffer(settings, self.store)
@@ -46,15 +52,20 @@ class Client:
         self._send_lock = threading.Lock()
         self._controls: dict[str, tuple[float, Any]] = {}
         self._stop = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_periodically, daemon=True,
-                                         name="selfmend-client-flush")
+        self._flusher = threading.Thread(
+            target=self._flush_periodically, daemon=True, name="selfmend-client-flush"
+        )
         self._flusher.start()
 
     def record(self, name: str, value: float, ts: float | None = None, **labels: str) -> None:
         """Buffer one sample; raises ``InvalidInput`` naming the field if it is malformed."""
         try:
-            sample = Sample(series=name, ts=time.time() if ts is None else ts, value=value,
-                            labels={key: str(label) for key, label in labels.items()})
+            sample = Sample(
+                series=name,
+                ts=time.time() if ts is None else ts,
+                value=value,
+                labels={key: str(label) for key, label in labels.items()},
+            )
         except ValidationError as error:
             first = error.errors()[0]
             raise InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
@@ -81,7 +92,7 @@ class Client:
             size = self.settings.push_batch_size
             for start in range(0, len(batch), size):
                 try:
-                    self.buffer.push(json.dumps(batch[start:start + size]))
+                    self.buffer.push(json.dumps(batch[start : start + size]))
                 except Exception:
                     log.exception("client.push_failed", unsent=len(batch) - start)
                     self._requeue(batch[start:])
@@ -132,8 +143,9 @@ class LogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            (self._client or default_client()).log_line(record.levelname, record.getMessage(),
-                                                        record.name)
+            (self._client or default_client()).log_line(
+                record.levelname, record.getMessage(), record.name
+            )
         except Exception:
             self.handleError(record)
 

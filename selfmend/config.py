@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     push_flush_seconds: float = Field(1.0, gt=0)
     series_shards: int = Field(1, ge=1, description="analyze fans out over this many shards.")
 
-    @field_validator("monitor_redis_urls", "monitor_postgres_urls", "prometheus_targets",
-                     mode="before")
+    @field_validator(
+        "monitor_redis_urls", "monitor_postgres_urls", "prometheus_targets", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

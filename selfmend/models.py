@@ -159,9 +159,14 @@ def parse_batch(items: Iterable[Any], *, max_skew: float, now: float | None = No
             batch.rejected.append(Rejection(index, field, first["msg"]))
             continue
         if parsed.ts > now + max_skew:
-            batch.rejected.append(Rejection(
-                index, "ts", f"is {parsed.ts - now:.0f} s in the future "
-                             f"(more than the allowed {max_skew:.0f} s clock skew)"))
+            batch.rejected.append(
+                Rejection(
+                    index,
+                    "ts",
+                    f"is {parsed.ts - now:.0f} s in the future "
+                    f"(more than the allowed {max_skew:.0f} s clock skew)",
+                )
+            )
             continue
         (batch.logs if kind == "log" else batch.samples).append(parsed)
     return batch

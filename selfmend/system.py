@@ -70,7 +70,8 @@ class System:
             if pattern.action and pattern.action.name not in self.catalogue:
                 raise ConfigurationError(
                     f"pattern {pattern.name}: action {pattern.action.name!r} is unknown; "
-                    f"known actions: {', '.join(self.catalogue.names())}")
+                    f"known actions: {', '.join(self.catalogue.names())}"
+                )
 
     @cached_property
     def catalogue(self) -> Catalogue:
@@ -78,27 +79,41 @@ class System:
 
     @cached_property
     def push(self) -> PushCollector:
-        return PushCollector(push_buffer(self.settings, self.store), self.store,
-                             max_skew=self.settings.max_clock_skew_seconds)
+        return PushCollector(
+            push_buffer(self.settings, self.store),
+            self.store,
+            max_skew=self.settings.max_clock_skew_seconds,
+        )
 
     @cached_property
     def analyzer(self) -> Analyzer:
-        detector = DetectorSettings(window=self.settings.detector_window,
-                                    threshold=self.settings.detector_threshold,
-                                    min_points=self.settings.anomaly_min_points)
+        detector = DetectorSettings(
+            window=self.settings.detector_window,
+            threshold=self.settings.detector_threshold,
+            min_points=self.settings.anomaly_min_points,
+        )
         return Analyzer(self.store, self.patterns, detector)
 
     @cached_property
     def executor(self) -> Executor:
-        return Executor(self.store, self.catalogue, self.patterns, mode=self.settings.mode,
-                        cooldown_seconds=self.settings.cooldown_seconds)
+        return Executor(
+            self.store,
+            self.catalogue,
+            self.patterns,
+            mode=self.settings.mode,
+            cooldown_seconds=self.settings.cooldown_seconds,
+        )
 
     @cached_property
     def verifier(self) -> Verifier:
-        return Verifier(self.store, self.catalogue, self.patterns,
-                        settle_seconds=self.settings.settle_seconds,
-                        window_seconds=self.settings.verify_window_seconds,
-                        min_samples=self.settings.verify_min_samples)
+        return Verifier(
+            self.store,
+            self.catalogue,
+            self.patterns,
+            settle_seconds=self.settings.settle_seconds,
+            window_seconds=self.settings.verify_window_seconds,
+            min_samples=self.settings.verify_min_samples,
+        )
 
     def collect(self) -> dict[str, Any]:
         """One collect pass: drain pushed samples, then every pull collector, each isolated."""

@@ -16,8 +16,8 @@ import structlog
 
 from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import MetricCondition, Pattern
-from selfmend.models import ExecutionState, IncidentStatus, Verdict
-from selfmend.remedy.base import Plan
+from selfmend.models import ExecutionState, IncidentStatus, Risk, Verdict
+from selfmend.remedy.base import Action, Plan
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Remediation
 from selfmend.store import Store
@@ -47,8 +47,16 @@ class Judgement:
 
 
 class Verifier:
-    def __init__(self, store: Store, catalogue: Catalogue, patterns: tuple[Pattern, ...], *,
-                 settle_seconds: float, window_seconds: float, min_samples: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        patterns: tuple[Pattern, ...],
+        *,
+        settle_seconds: float,
+        window_seconds: float,
+        min_samples: int,
+    ) -> None:
         self.store = store
         self.catalogue = catalogue
         self.patterns = {pattern.name: pattern for pattern in patterns}
@@ -64,8 +72,13 @@ class Verifier:
         now = time.time() if now is None else now
         incident = self.store.incidents.get(remediation.incident_id)
         if not remediation.applied or incident.status is not IncidentStatus.VERIFYING:
-            return Judgement(incident.id, "none", str(incident.status), {},
-                             {"reason": f"nothing to verify: {remediation.reason}"})
+            return Judgement(
+                incident.id,
+                "none",
+                str(incident.status),
+                {},
+                {"reason": f"nothing to verify: {remediation.reason}"},
+            )
         start = remediation.applied_at + self.settle_seconds
         end = start + self.window_seconds
         if now < end:
@@ -74,8 +87,12 @@ class Verifier:
         if len(points) < self.min_samples:
             if now < end + 2 * self.window_seconds:
                 return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
-            return self._judge(incident, remediation, Verdict.NOT_FIXED,
-                               {"samples": len(points), "reason": "no fresh measurements"})
+            return self._judge(
+                incident,
+                remediation,
+                Verdict.NOT_FIXED,
+                {"samples": len(points), "reason": "no fresh measurements"},
+            )
         verdict, after = self._in_band(incident, [value for _, value in points])
         return self._judge(incident, remediation, verdict, after)
 
@@ -89,34 +106,77 @@ class Verifier:
         assert isinstance(condition, MetricCondition)
         value = condition.aggregate_of(values)
         verdict = Verdict.NOT_FIXED if condition.holds(value) else Verdict.FIXED
-        return verdict, {"samples": len(values), "value": value,
-                         "condition": condition.describe()}
+        return verdict, {"samples": len(values), "value": value, "condition": condition.describe()}
 
-    def _judge(self, incident: Incident, remediation: Remediation, verdict: Verdict,
-               after: dict[str, Any]) -> Judgement:
+    def _judge(
+        self, incident: Incident, remediation: Remediation, verdict: Verdict, after: dict[str, Any]
+    ) -> Judgement:
+        status = IncidentStatus.RESOLVED if verdict is Verdict.FIXED else IncidentStatus.ROLLED_BACK
+        # Whoever moves the incident on owns the verdict: a second delivery records nothing.
+        if not self.store.incidents.advance(incident.id, [IncidentStatus.VERIFYING], status):
+            current = self.store.incidents.get(incident.id).status
+            return Judgement(incident.id, "none", str(current), {}, {"reason": "already judged"})
         action = self.catalogue.get(remediation.action or "")
         claim = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
         plan = Plan(action.name, claim.target, claim.params, claim.undo or {}, claim.reason)
         before = {"root_cause": incident.root_cause, **incident.evidence}
         self.store.outcomes.record(
-            incident_id=incident.id, execution_id=remediation.execution_id or claim.id,
-            pattern=incident.pattern, action=action.name, before=before, after=after,
-            verdict=verdict)
+            incident_id=incident.id,
+            execution_id=remediation.execution_id or claim.id,
+            pattern=incident.pattern,
+            action=action.name,
+            before=before,
+            after=after,
+            verdict=verdict,
+        )
         if verdict is Verdict.FIXED:
             self._log(incident, plan, ExecutionState.VERIFIED, claim.risk, "back in band", after)
-            status = IncidentStatus.RESOLVED
         else:
-            result = action.rollback(plan)
-            self._log(incident, plan, ExecutionState.ROLLED_BACK, claim.risk,
-                      "verification failed: rolled back", {**after, "rollback": result})
-            status = IncidentStatus.ROLLED_BACK
-        self.store.incidents.advance(incident.id, [IncidentStatus.VERIFYING], status)
+            self._roll_back(incident, action, plan, claim.risk, after)
         log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
         return Judgement(incident.id, str(verdict), str(status), before, after)
 
-    def _log(self, incident: Incident, plan: Plan, state: ExecutionState, risk: Any,
-             reason: str, result: dict[str, Any]) -> None:
+    def _roll_back(
+        self, incident: Incident, action: Action, plan: Plan, risk: Risk, after: dict[str, Any]
+    ) -> None:
+        try:
+            result = action.rollback(plan)
+        except Exception as error:
+            log.exception("verify.rollback_failed", incident_id=incident.id)
+            self._log(
+                incident, plan, ExecutionState.FAILED, risk, f"rollback failed: {error}", after
+            )
+            self.store.incidents.advance(
+                incident.id, [IncidentStatus.ROLLED_BACK], IncidentStatus.ESCALATED
+            )
+            return
+        self._log(
+            incident,
+            plan,
+            ExecutionState.ROLLED_BACK,
+            risk,
+            "verification failed: rolled back",
+            {**after, "rollback": result},
+        )
+
+    def _log(
+        self,
+        incident: Incident,
+        plan: Plan,
+        state: ExecutionState,
+        risk: Risk,
+        reason: str,
+        result: dict[str, Any],
+    ) -> None:
         self.store.executions.record(
-            incident_id=incident.id, action=plan.action, target=plan.target, state=state,
-            risk=risk, actor=ACTOR, reason=reason, params=plan.params, undo=plan.undo,
-            result=result)
+            incident_id=incident.id,
+            action=plan.action,
+            target=plan.target,
+            state=state,
+            risk=risk,
+            actor=ACTOR,
+            reason=reason,
+            params=plan.params,
+            undo=plan.undo,
+            result=result,
+        )

@@ -16,9 +16,13 @@ class Collector(Protocol):
         """Measure now. Raise on failure; the collect stage isolates one collector's error."""
 
 
-def samples_at(ts: float | None, values: Mapping[str, float | None],
-               labels: Mapping[str, str]) -> list[Sample]:
+def samples_at(
+    ts: float | None, values: Mapping[str, float | None], labels: Mapping[str, str]
+) -> list[Sample]:
     """One sample per named value, sharing a timestamp and labels; ``None`` values are skipped."""
     ts = time.time() if ts is None else ts
-    return [Sample(series=name, ts=ts, value=float(value), labels=dict(labels))
-            for name, value in values.items() if value is not None]
+    return [
+        Sample(series=name, ts=ts, value=float(value), labels=dict(labels))
+        for name, value in values.items()
+        if value is not None
+    ]

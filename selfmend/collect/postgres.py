@@ -37,13 +37,18 @@ class PostgresCollector:
             hit_ratio = connection.execute(CACHE_HIT_RATIO).scalar()
             longest = connection.execute(LONGEST_QUERY).scalar_one()
         labels = {"database": self.database}
-        samples = samples_at(None, {
-            "postgres.connections": sum(by_state.values()),
-            "postgres.cache_hit_ratio": hit_ratio,
-            "postgres.longest_query_seconds": longest,
-        }, labels)
+        samples = samples_at(
+            None,
+            {
+                "postgres.connections": sum(by_state.values()),
+                "postgres.cache_hit_ratio": hit_ratio,
+                "postgres.longest_query_seconds": longest,
+            },
+            labels,
+        )
         ts = samples[0].ts
         for state, count in by_state.items():
-            samples += samples_at(ts, {"postgres.connections_by_state": count},
-                                  {**labels, "state": state})
+            samples += samples_at(
+                ts, {"postgres.connections_by_state": count}, {**labels, "state": state}
+            )
         return samples

@@ -50,8 +50,11 @@ class StorePushBuffer:
         oldest = select(push_queue.c.id).order_by(push_queue.c.id).limit(limit)
         if self._skip_locked:
             oldest = oldest.with_for_update(skip_locked=True)
-        statement = (delete(push_queue).where(push_queue.c.id.in_(oldest.scalar_subquery()))
-                     .returning(push_queue.c.id, push_queue.c.payload))
+        statement = (
+            delete(push_queue)
+            .where(push_queue.c.id.in_(oldest.scalar_subquery()))
+            .returning(push_queue.c.id, push_queue.c.payload)
+        )
         with self.engine.begin() as connection:
             rows = sorted(connection.execute(statement).all())
             if rows:
@@ -70,8 +73,10 @@ class RedisPushBuffer:
         self.client.rpush(self.key, payload)
 
     def drain(self, limit: int, handler: Handler) -> int:
-        payloads = [p.decode() if isinstance(p, bytes) else p
-                    for p in self.client.lpop(self.key, limit) or []]
+        payloads = [
+            p.decode() if isinstance(p, bytes) else p
+            for p in self.client.lpop(self.key, limit) or []
+        ]
         if not payloads:
             return 0
         try:
@@ -99,8 +104,9 @@ class PushCollector:
 
     name = "push"
 
-    def __init__(self, buffer: PushBuffer, store: Store, *, max_skew: float,
-                 batches_per_run: int = 1000) -> None:
+    def __init__(
+        self, buffer: PushBuffer, store: Store, *, max_skew: float, batches_per_run: int = 1000
+    ) -> None:
         self.buffer = buffer
         self.store = store
         self.max_skew = max_skew

@@ -23,12 +23,16 @@ class RedisCollector:
 
     def collect(self) -> list[Sample]:
         info = self.client.info()
-        return samples_at(None, {
-            "redis.hit_ratio": self._hit_ratio(info["keyspace_hits"], info["keyspace_misses"]),
-            "redis.used_memory_bytes": info["used_memory"],
-            "redis.connected_clients": info["connected_clients"],
-            "redis.ops_per_sec": info["instantaneous_ops_per_sec"],
-        }, {"instance": self.instance})
+        return samples_at(
+            None,
+            {
+                "redis.hit_ratio": self._hit_ratio(info["keyspace_hits"], info["keyspace_misses"]),
+                "redis.used_memory_bytes": info["used_memory"],
+                "redis.connected_clients": info["connected_clients"],
+                "redis.ops_per_sec": info["instantaneous_ops_per_sec"],
+            },
+            {"instance": self.instance},
+        )
 
     def _hit_ratio(self, hits: int, misses: int) -> float | None:
         previous_hits, previous_misses = self._previous or (0, 0)

@@ -49,21 +49,30 @@ class AnalyzeReport:
 
 
 class Analyzer:
-    def __init__(self, store: Store, patterns: tuple[Pattern, ...],
-                 detector: DetectorSettings) -> None:
+    def __init__(
+        self, store: Store, patterns: tuple[Pattern, ...], detector: DetectorSettings
+    ) -> None:
         self.store = store
         self.patterns = {pattern.name: pattern for pattern in patterns}
         self.detector = detector
-        self._pattern_series = {p.condition.series for p in patterns
-                                if isinstance(p.condition, MetricCondition)}
+        self._pattern_series = {
+            p.condition.series for p in patterns if isinstance(p.condition, MetricCondition)
+        }
 
     def run(self, now: float | None = None, shard: int = 0, shards: int = 1) -> AnalyzeReport:
         now = time.time() if now is None else now
         report = AnalyzeReport()
         if shard == 0:  # patterns and incident upkeep read across series: one shard does them
             for match in self.matches(now):
-                self._open(report, match.pattern.name, match.target, match.pattern.severity,
-                           match.pattern.condition.describe(), match.value, match.evidence)
+                self._open(
+                    report,
+                    match.pattern.name,
+                    match.target,
+                    match.pattern.severity,
+                    match.pattern.condition.describe(),
+                    match.value,
+                    match.evidence,
+                )
             self._upkeep(report, now)
         self._detect(report, shard, shards)
         return report
@@ -93,22 +102,36 @@ class Analyzer:
 
     def _matching_logs(self, condition: LogCondition, now: float) -> list[str]:
         regex = re.compile(condition.regex, re.IGNORECASE)
-        return [event.message for event in self.store.samples.logs_since(now - condition.window)
-                if event.level.upper() == condition.level.upper() and regex.search(event.message)]
+        return [
+            event.message
+            for event in self.store.samples.logs_since(now - condition.window)
+            if event.level.upper() == condition.level.upper() and regex.search(event.message)
+        ]
 
-    def _open(self, report: AnalyzeReport, pattern: str, target: str, severity: Severity,
-              described: str, value: float, evidence: dict[str, Any]) -> None:
+    def _open(
+        self,
+        report: AnalyzeReport,
+        pattern: str,
+        target: str,
+        severity: Severity,
+        described: str,
+        value: float,
+        evidence: dict[str, Any],
+    ) -> None:
         incident, created = self.store.incidents.open(
-            pattern=pattern, target=target, severity=severity,
+            pattern=pattern,
+            target=target,
+            severity=severity,
             series_key=None if target == LOG_TARGET else target,
-            root_cause=f"{described}: {value:g} on {target}", evidence=evidence)
+            root_cause=f"{described}: {value:g} on {target}",
+            evidence=evidence,
+        )
         if created:
             report.new_incidents.append(incident.id)
             log.info("incident.opened", incident_id=incident.id, pattern=pattern, target=target)
 
     def _upkeep(self, report: AnalyzeReport, now: float) -> None:
-        waiting = (IncidentStatus.OPEN, IncidentStatus.ESCALATED,
-                   IncidentStatus.AWAITING_APPROVAL)
+        waiting = (IncidentStatus.OPEN, IncidentStatus.ESCALATED, IncidentStatus.AWAITING_APPROVAL)
         for incident in self.store.incidents.with_status(waiting):
             if not self._still_firing(incident, now):
                 if self.store.incidents.advance(incident.id, waiting, IncidentStatus.RESOLVED):
@@ -117,14 +140,15 @@ class Analyzer:
                 report.approved.append(incident.id)
 
     def _approved(self, incident: Incident) -> bool:
-        return any(e.state is ExecutionState.APPROVED
-                   for e in self.store.executions.history(incident.id))
+        return any(
+            e.state is ExecutionState.APPROVED for e in self.store.executions.history(incident.id)
+        )
 
     def _still_firing(self, incident: Incident, now: float) -> bool:
         if incident.pattern == ANOMALY_PATTERN:
             low, high = incident.evidence["band"]
             recent = self.store.samples.window(incident.target, now - 3600)
-            tail = [value for _, value in recent[-self.detector.min_points:]]
+            tail = [value for _, value in recent[-self.detector.min_points :]]
             return not tail or any(not low <= value <= high for value in tail)
         pattern = self.patterns.get(incident.pattern)
         if pattern is None:
@@ -139,28 +163,41 @@ class Analyzer:
             if new:
                 self._detect_series(report, cursor, new)
 
-    def _detect_series(self, report: AnalyzeReport, cursor: SeriesCursor,
-                       new: list[tuple[float, float]]) -> None:
+    def _detect_series(
+        self, report: AnalyzeReport, cursor: SeriesCursor, new: list[tuple[float, float]]
+    ) -> None:
         state = cursor.detector_state or {}
-        detector = (RollingMAD.from_state(state["model"]) if "model" in state
-                    else RollingMAD(window=self.detector.window))
+        detector = (
+            RollingMAD.from_state(state["model"])
+            if "model" in state
+            else RollingMAD(window=self.detector.window)
+        )
         band_before = detector.band()
         timestamps = np.array([ts for ts, _ in new])
         values = np.array([value for _, value in new])
         scores = detector.score_many(timestamps, values)
         anomalous = scores >= self.detector.threshold
-        found = [Anomaly(series=cursor.key, ts=ts, value=value, score=score, detector=detector.name)
-                 for ts, value, score, hit in zip(timestamps, values, scores, anomalous, strict=True)
-                 if hit]
+        found = [
+            Anomaly(series=cursor.key, ts=ts, value=value, score=score, detector=detector.name)
+            for ts, value, score, hit in zip(timestamps, values, scores, anomalous, strict=True)
+            if hit
+        ]
         self.store.samples.insert_anomalies(cursor.id, found)
         run, crossed = _runs(anomalous, state.get("run", 0), self.detector.min_points)
         if crossed and band_before is not None and cursor.name not in self._pattern_series:
-            self._open(report, ANOMALY_PATTERN, cursor.key, Severity.MEDIUM,
-                       f"{detector.name} score ≥ {self.detector.threshold:g} for "
-                       f"{self.detector.min_points} points",
-                       float(values[-1]), {"band": list(band_before)})
-        self.store.samples.save_cursor(cursor.id, float(timestamps[-1]),
-                                       {"model": detector.to_state(), "run": run})
+            self._open(
+                report,
+                ANOMALY_PATTERN,
+                cursor.key,
+                Severity.MEDIUM,
+                f"{detector.name} score ≥ {self.detector.threshold:g} for "
+                f"{self.detector.min_points} points",
+                float(values[-1]),
+                {"band": list(band_before)},
+            )
+        self.store.samples.save_cursor(
+            cursor.id, float(timestamps[-1]), {"model": detector.to_state(), "run": run}
+        )
         report.series += 1
         report.points += len(new)
         report.anomalies += len(found)
@@ -180,4 +217,5 @@ def _runs(anomalous: np.ndarray, run: int, length: int) -> tuple[int, bool]:
 
 def _labels_match(key: str, condition: MetricCondition) -> bool:
     return key == series_key(condition.series, condition.labels) or all(
-        f'{name}="{value}"' in key for name, value in condition.labels.items())
+        f'{name}="{value}"' in key for name, value in condition.labels.items()
+    )

@@ -32,7 +32,10 @@ _AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "count": lambda v: float(v.size),
 }
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
 }
 
 
@@ -120,56 +123,86 @@ class Match:
     evidence: dict[str, Any]
 
 
-BUILTIN_PATTERNS: tuple[Pattern, ...] = tuple(Pattern.model_validate(p) for p in [
-    {
-        "name": "slow_queries",
-        "condition": {"series": "db.query_ms", "aggregate": "p95", "window": 60,
-                      "op": ">", "threshold": 200},
-        "severity": "medium",
-        "action": {"name": "set_control", "params": {"key": "db.query_cache", "value": True}},
-        "why": "optimize_query: p95 query time above 200 ms; serve repeated reads from the "
-               "application's query cache.",
-    },
-    {
-        "name": "cache_hit_ratio_low",
-        "condition": {"series": "cache.hit_ratio", "aggregate": "max", "window": 30,
-                      "op": "<", "threshold": 0.8},
-        "severity": "medium",
-        "action": {"name": "set_control", "params": {"key": "cache.warm", "value": True}},
-        "why": "warm_cache: the application's cache hit ratio stayed under 0.8; warm it.",
-    },
-    {
-        "name": "redis_hit_ratio_low",
-        "condition": {"series": "redis.hit_ratio", "aggregate": "max", "window": 60,
-                      "op": "<", "threshold": 0.8},
-        "severity": "medium",
-        "action": {"name": "set_control", "params": {"key": "cache.warm", "value": True}},
-        "why": "warm_cache: Redis keyspace hit ratio stayed under 0.8; warm the cache.",
-    },
-    {
-        "name": "db_connections_high",
-        "condition": {"series": "postgres.connections", "aggregate": "min", "window": 30,
-                      "op": ">", "threshold": 40},
-        "severity": "high",
-        "action": {"name": "set_control",
-                   "params": {"key": "db.pool_size", "delta": -20, "minimum": 5}},
-        "why": "scale_pool: more than 40 database connections held; shrink the application's "
-               "pool so the database is not overrun.",
-    },
-    {
-        "name": "method_not_found",
-        "condition": {"kind": "log", "regex": "method.*not found", "window": 120},
-        "severity": "high",
-        "action": None,
-        "why": "verify_integration: a caller names a task or method no worker has; a person "
-               "must check the integration.",
-    },
-    {
-        "name": "celery_queue_backlog",
-        "condition": {"series": "celery.queue_depth", "aggregate": "min", "window": 60,
-                      "op": ">", "threshold": 100},
-        "severity": "medium",
-        "action": {"name": "celery_pool", "params": {"grow": 1}},
-        "why": "grow_workers: more than 100 messages waited for a minute; add a worker process.",
-    },
-])
+BUILTIN_PATTERNS: tuple[Pattern, ...] = tuple(
+    Pattern.model_validate(p)
+    for p in [
+        {
+            "name": "slow_queries",
+            "condition": {
+                "series": "db.query_ms",
+                "aggregate": "p95",
+                "window": 60,
+                "op": ">",
+                "threshold": 200,
+            },
+            "severity": "medium",
+            "action": {"name": "set_control", "params": {"key": "db.query_cache", "value": True}},
+            "why": "optimize_query: p95 query time above 200 ms; serve repeated reads from the "
+            "application's query cache.",
+        },
+        {
+            "name": "cache_hit_ratio_low",
+            "condition": {
+                "series": "cache.hit_ratio",
+                "aggregate": "max",
+                "window": 30,
+                "op": "<",
+                "threshold": 0.8,
+            },
+            "severity": "medium",
+            "action": {"name": "set_control", "params": {"key": "cache.warm", "value": True}},
+            "why": "warm_cache: the application's cache hit ratio stayed under 0.8; warm it.",
+        },
+        {
+            "name": "redis_hit_ratio_low",
+            "condition": {
+                "series": "redis.hit_ratio",
+                "aggregate": "max",
+                "window": 60,
+                "op": "<",
+                "threshold": 0.8,
+            },
+            "severity": "medium",
+            "action": {"name": "set_control", "params": {"key": "cache.warm", "value": True}},
+            "why": "warm_cache: Redis keyspace hit ratio stayed under 0.8; warm the cache.",
+        },
+        {
+            "name": "db_connections_high",
+            "condition": {
+                "series": "postgres.connections",
+                "aggregate": "min",
+                "window": 30,
+                "op": ">",
+                "threshold": 40,
+            },
+            "severity": "high",
+            "action": {
+                "name": "set_control",
+                "params": {"key": "db.pool_size", "delta": -20, "minimum": 5},
+            },
+            "why": "scale_pool: more than 40 database connections held; shrink the application's "
+            "pool so the database is not overrun.",
+        },
+        {
+            "name": "method_not_found",
+            "condition": {"kind": "log", "regex": "method.*not found", "window": 120},
+            "severity": "high",
+            "action": None,
+            "why": "verify_integration: a caller names a task or method no worker has; a person "
+            "must check the integration.",
+        },
+        {
+            "name": "celery_queue_backlog",
+            "condition": {
+                "series": "celery.queue_depth",
+                "aggregate": "min",
+                "window": 60,
+                "op": ">",
+                "threshold": 100,
+            },
+            "severity": "medium",
+            "action": {"name": "celery_pool", "params": {"grow": 1}},
+            "why": "grow_workers: over 100 messages waited for a minute; add a worker process.",
+        },
+    ]
+)

@@ -16,11 +16,20 @@ def approve(store: Store, incident_id: int, actor: str, reason: str = "approved"
     incident = store.incidents.get(incident_id)
     if incident.status is not IncidentStatus.AWAITING_APPROVAL:
         raise InvalidInput(f"incident {incident_id} is {incident.status}, not awaiting approval")
-    waiting = [e for e in store.executions.history(incident_id)
-               if e.state is ExecutionState.AWAITING_APPROVAL]
+    waiting = [
+        e
+        for e in store.executions.history(incident_id)
+        if e.state is ExecutionState.AWAITING_APPROVAL
+    ]
     request = waiting[-1]
     approval = store.executions.record(
-        incident_id=incident_id, action=request.action, target=request.target,
-        state=ExecutionState.APPROVED, risk=request.risk, actor=actor, reason=reason,
-        params=request.params)
+        incident_id=incident_id,
+        action=request.action,
+        target=request.target,
+        state=ExecutionState.APPROVED,
+        risk=request.risk,
+        actor=actor,
+        reason=reason,
+        params=request.params,
+    )
     return approval or store.executions.step(incident_id, request.action, ExecutionState.APPROVED)

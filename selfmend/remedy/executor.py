@@ -51,8 +51,15 @@ class Remediation:
 
 
 class Executor:
-    def __init__(self, store: Store, catalogue: Catalogue, patterns: tuple[Pattern, ...],
-                 *, mode: Mode, cooldown_seconds: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        patterns: tuple[Pattern, ...],
+        *,
+        mode: Mode,
+        cooldown_seconds: float,
+    ) -> None:
         self.store = store
         self.catalogue = catalogue
         self.patterns = {pattern.name: pattern for pattern in patterns}
@@ -80,32 +87,76 @@ class Executor:
 
     def _gate(self, incident: Incident, action: Action, plan: Plan, risk: Risk) -> Remediation:
         approval = self.store.executions.step(incident.id, action.name, ExecutionState.APPROVED)
-        decision = decide(GateFacts(
-            mode=self.mode, action=action.name, target=plan.target, risk=risk,
-            kill_switch_on=self.store.controls.kill_switch(action.name),
-            approved=approval is not None,
-            last_applied_at=self.store.executions.last_applied_at(action.name, plan.target),
-            cooldown_seconds=self.cooldown_seconds, now=time.time()))
-        self._log(incident, action.name, plan.target, ExecutionState.PLANNED, risk, plan.summary,
-                  plan=plan)
+        decision = decide(
+            GateFacts(
+                mode=self.mode,
+                action=action.name,
+                target=plan.target,
+                risk=risk,
+                kill_switch_on=self.store.controls.kill_switch(action.name),
+                approved=approval is not None,
+                last_applied_at=self.store.executions.last_applied_at(action.name, plan.target),
+                cooldown_seconds=self.cooldown_seconds,
+                now=time.time(),
+            )
+        )
+        self._log(
+            incident,
+            action.name,
+            plan.target,
+            ExecutionState.PLANNED,
+            risk,
+            plan.summary,
+            plan=plan,
+        )
         if decision.verdict is Verdict.SKIP:
-            self._log(incident, action.name, plan.target, ExecutionState.SKIPPED, risk,
-                      decision.reason, plan=plan, once=False)
+            self._log(
+                incident,
+                action.name,
+                plan.target,
+                ExecutionState.SKIPPED,
+                risk,
+                decision.reason,
+                plan=plan,
+                once=False,
+            )
             return Remediation(incident.id, "skipped", decision.reason, action.name)
         if decision.verdict is Verdict.DRY_RUN:
-            self._log(incident, action.name, plan.target, ExecutionState.DRY_RUN, risk,
-                      decision.reason, plan=plan)
+            self._log(
+                incident,
+                action.name,
+                plan.target,
+                ExecutionState.DRY_RUN,
+                risk,
+                decision.reason,
+                plan=plan,
+            )
             return Remediation(incident.id, "dry_run", decision.reason, action.name)
         if decision.verdict is Verdict.AWAIT_APPROVAL:
-            self._log(incident, action.name, plan.target, ExecutionState.AWAITING_APPROVAL, risk,
-                      decision.reason, plan=plan)
-            self.store.incidents.advance(incident.id, [IncidentStatus.OPEN],
-                                         IncidentStatus.AWAITING_APPROVAL)
+            self._log(
+                incident,
+                action.name,
+                plan.target,
+                ExecutionState.AWAITING_APPROVAL,
+                risk,
+                decision.reason,
+                plan=plan,
+            )
+            self.store.incidents.advance(
+                incident.id, [IncidentStatus.OPEN], IncidentStatus.AWAITING_APPROVAL
+            )
             return Remediation(incident.id, "awaiting_approval", decision.reason, action.name)
         if not self.store.incidents.advance(incident.id, _STARTABLE, IncidentStatus.REMEDIATING):
             return Remediation(incident.id, "noop", "another remediation took this incident")
-        claim = self._log(incident, action.name, plan.target, ExecutionState.APPLYING, risk,
-                          decision.reason, plan=plan)
+        claim = self._log(
+            incident,
+            action.name,
+            plan.target,
+            ExecutionState.APPLYING,
+            risk,
+            decision.reason,
+            plan=plan,
+        )
         if claim is None:  # a concurrent delivery claimed it between our read and our insert
             claimed = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
             return self._resume(incident, action, claimed)
@@ -114,37 +165,72 @@ class Executor:
     def _resume(self, incident: Incident, action: Action, claim: Execution) -> Remediation:
         applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
         if applied is not None:
-            return Remediation(incident.id, "applied", "already applied (redelivered message)",
-                               action.name, applied.id, applied.created_at)
+            return Remediation(
+                incident.id,
+                "applied",
+                "already applied (redelivered message)",
+                action.name,
+                applied.id,
+                applied.created_at,
+            )
         plan = Plan(action.name, claim.target, claim.params, claim.undo or {}, claim.reason)
         log.warning("remediation.resumed", incident_id=incident.id, action=action.name)
         return self._apply(incident, action, plan, claim)
 
-    def _apply(self, incident: Incident, action: Action, plan: Plan,
-               claim: Execution) -> Remediation:
+    def _apply(
+        self, incident: Incident, action: Action, plan: Plan, claim: Execution
+    ) -> Remediation:
         if self.store.controls.kill_switch(action.name):  # read again, right before the change
-            self._log(incident, action.name, plan.target, ExecutionState.SKIPPED, claim.risk,
-                      f"kill switch is on for {action.name}", plan=plan, once=False)
-            self.store.incidents.advance(incident.id, [IncidentStatus.REMEDIATING],
-                                         IncidentStatus.OPEN)
+            self._log(
+                incident,
+                action.name,
+                plan.target,
+                ExecutionState.SKIPPED,
+                claim.risk,
+                f"kill switch is on for {action.name}",
+                plan=plan,
+                once=False,
+            )
+            self.store.incidents.advance(
+                incident.id, [IncidentStatus.REMEDIATING], IncidentStatus.OPEN
+            )
             return Remediation(incident.id, "skipped", "kill switch", action.name)
         try:
             result = action.apply(plan)
         except Exception as error:
             log.exception("remediation.apply_failed", incident_id=incident.id, action=action.name)
-            self._log(incident, action.name, plan.target, ExecutionState.FAILED, claim.risk,
-                      f"apply failed: {error}", plan=plan, once=False)
+            self._log(
+                incident,
+                action.name,
+                plan.target,
+                ExecutionState.FAILED,
+                claim.risk,
+                f"apply failed: {error}",
+                plan=plan,
+                once=False,
+            )
             return self._escalate(incident, f"{action.name} failed to apply: {error}")
-        applied = self._log(incident, action.name, plan.target, ExecutionState.APPLIED,
-                            claim.risk, plan.summary, plan=plan, result=result)
+        applied = self._log(
+            incident,
+            action.name,
+            plan.target,
+            ExecutionState.APPLIED,
+            claim.risk,
+            plan.summary,
+            plan=plan,
+            result=result,
+        )
         if applied is None:
             applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
-        self.store.incidents.advance(incident.id, [IncidentStatus.REMEDIATING],
-                                     IncidentStatus.VERIFYING)
-        log.info("remediation.applied", incident_id=incident.id, action=action.name,
-                 target=plan.target)
-        return Remediation(incident.id, "applied", plan.summary, action.name, applied.id,
-                           applied.created_at)
+        self.store.incidents.advance(
+            incident.id, [IncidentStatus.REMEDIATING], IncidentStatus.VERIFYING
+        )
+        log.info(
+            "remediation.applied", incident_id=incident.id, action=action.name, target=plan.target
+        )
+        return Remediation(
+            incident.id, "applied", plan.summary, action.name, applied.id, applied.created_at
+        )
 
     def _escalate(self, incident: Incident, reason: str) -> Remediation:
         self._log(incident, "escalate", incident.target, ExecutionState.SKIPPED, Risk.LOW, reason)
@@ -152,13 +238,32 @@ class Executor:
         log.warning("incident.escalated", incident_id=incident.id, reason=reason)
         return Remediation(incident.id, "escalated", reason)
 
-    def _log(self, incident: Incident, action: str, target: str, state: ExecutionState,
-             risk: Risk, reason: str, *, plan: Plan | None = None,
-             result: dict[str, Any] | None = None, once: bool = True) -> Execution | None:
+    def _log(
+        self,
+        incident: Incident,
+        action: str,
+        target: str,
+        state: ExecutionState,
+        risk: Risk,
+        reason: str,
+        *,
+        plan: Plan | None = None,
+        result: dict[str, Any] | None = None,
+        once: bool = True,
+    ) -> Execution | None:
         return self.store.executions.record(
-            incident_id=incident.id, action=action, target=target, state=state, risk=risk,
-            actor=ACTOR, reason=reason, params=plan.params if plan else None,
-            undo=plan.undo if plan else None, result=result, once=once)
+            incident_id=incident.id,
+            action=action,
+            target=target,
+            state=state,
+            risk=risk,
+            actor=ACTOR,
+            reason=reason,
+            params=plan.params if plan else None,
+            undo=plan.undo if plan else None,
+            result=result,
+            once=once,
+        )
 
 
 _RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]

@@ -48,12 +48,15 @@ def decide(facts: GateFacts) -> Decision:
     if facts.last_applied_at is not None:
         waited = facts.now - facts.last_applied_at
         if waited < facts.cooldown_seconds:
-            return Decision(Verdict.SKIP,
-                            f"cooldown: {facts.action} on {facts.target} ran {waited:.0f} s ago "
-                            f"(cooldown {facts.cooldown_seconds:.0f} s)")
+            return Decision(
+                Verdict.SKIP,
+                f"cooldown: {facts.action} on {facts.target} ran {waited:.0f} s ago "
+                f"(cooldown {facts.cooldown_seconds:.0f} s)",
+            )
     if facts.mode == "dry_run":
         return Decision(Verdict.DRY_RUN, "mode is dry_run: planned, not applied")
     if facts.risk.needs_approval and not facts.approved:
         return Decision(Verdict.AWAIT_APPROVAL, f"{facts.risk} risk needs a person's approval")
-    return Decision(Verdict.APPLY, "approved by a person" if facts.approved else
-                    f"{facts.risk} risk, mode auto")
+    return Decision(
+        Verdict.APPLY, "approved by a person" if facts.approved else f"{facts.risk} risk, mode auto"
+    )

@@ -36,7 +36,8 @@ class ControlStore:
         values = {"key": key, "value": value, "updated_by": actor, "updated_at": time.time()}
         statement = self._upsert(controls).values(**values)
         statement = statement.on_conflict_do_update(
-            index_elements=["key"], set_={k: v for k, v in values.items() if k != "key"})
+            index_elements=["key"], set_={k: v for k, v in values.items() if k != "key"}
+        )
         with self.engine.begin() as connection:
             connection.execute(statement)
 
@@ -55,11 +56,20 @@ class ControlStore:
         with self.engine.connect() as connection:
             return any(connection.scalars(query))
 
-    def set_kill_switch(self, enabled: bool, actor: str, reason: str,
-                        scope: str = GLOBAL) -> None:
-        values = {"scope": scope, "enabled": enabled, "actor": actor, "reason": reason,
-                  "updated_at": time.time()}
-        statement = self._upsert(kill_switches).values(**values).on_conflict_do_update(
-            index_elements=["scope"], set_={k: v for k, v in values.items() if k != "scope"})
+    def set_kill_switch(self, enabled: bool, actor: str, reason: str, scope: str = GLOBAL) -> None:
+        values = {
+            "scope": scope,
+            "enabled": enabled,
+            "actor": actor,
+            "reason": reason,
+            "updated_at": time.time(),
+        }
+        statement = (
+            self._upsert(kill_switches)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=["scope"], set_={k: v for k, v in values.items() if k != "scope"}
+            )
+        )
         with self.engine.begin() as connection:
             connection.execute(statement)

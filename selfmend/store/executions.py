@@ -50,18 +50,42 @@ class ExecutionLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def record(self, *, incident_id: int, action: str, target: str, state: ExecutionState,
-               risk: Risk, actor: str, reason: str, params: dict[str, Any] | None = None,
-               undo: dict[str, Any] | None = None, result: dict[str, Any] | None = None,
-               once: bool = True) -> Execution | None:
+    def record(
+        self,
+        *,
+        incident_id: int,
+        action: str,
+        target: str,
+        state: ExecutionState,
+        risk: Risk,
+        actor: str,
+        reason: str,
+        params: dict[str, Any] | None = None,
+        undo: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+        once: bool = True,
+    ) -> Execution | None:
         """Append a row. With ``once`` the step is keyed; returns None if it was already taken."""
         key = step_key(incident_id, action, state) if once else None
-        values = dict(incident_id=incident_id, action=action, target=target, state=str(state),
-                      risk=str(risk), params=params or {}, undo=undo, result=result, actor=actor,
-                      reason=reason, idempotency_key=key, created_at=time.time())
+        values = dict(
+            incident_id=incident_id,
+            action=action,
+            target=target,
+            state=str(state),
+            risk=str(risk),
+            params=params or {},
+            undo=undo,
+            result=result,
+            actor=actor,
+            reason=reason,
+            idempotency_key=key,
+            created_at=time.time(),
+        )
         try:
             with self.engine.begin() as connection:
-                new_id = connection.execute(insert(executions).values(**values)).inserted_primary_key[0]
+                new_id = connection.execute(
+                    insert(executions).values(**values)
+                ).inserted_primary_key[0]
         except IntegrityError:
             if key is None:
                 raise
@@ -71,7 +95,8 @@ class ExecutionLog:
     def step(self, incident_id: int, action: str, state: ExecutionState) -> Execution | None:
         """The keyed row of one step, if it was taken."""
         query = select(executions).where(
-            executions.c.idempotency_key == step_key(incident_id, action, state))
+            executions.c.idempotency_key == step_key(incident_id, action, state)
+        )
         with self.engine.connect() as connection:
             row = connection.execute(query).first()
         return Execution.from_row(row) if row else None
@@ -83,10 +108,16 @@ class ExecutionLog:
 
     def last_applied_at(self, action: str, target: str) -> float | None:
         """When ``action`` was last applied to ``target``: what the cooldown counts from."""
-        query = (select(executions.c.created_at)
-                 .where(executions.c.action == action, executions.c.target == target,
-                        executions.c.state == str(ExecutionState.APPLIED))
-                 .order_by(executions.c.created_at.desc()).limit(1))
+        query = (
+            select(executions.c.created_at)
+            .where(
+                executions.c.action == action,
+                executions.c.target == target,
+                executions.c.state == str(ExecutionState.APPLIED),
+            )
+            .order_by(executions.c.created_at.desc())
+            .limit(1)
+        )
         with self.engine.connect() as connection:
             return connection.execute(query).scalar()
 

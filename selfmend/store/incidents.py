@@ -50,8 +50,16 @@ class IncidentStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def open(self, *, pattern: str, target: str, severity: Severity, series_key: str | None,
-             root_cause: str, evidence: dict[str, Any]) -> tuple[Incident, bool]:
+    def open(
+        self,
+        *,
+        pattern: str,
+        target: str,
+        severity: Severity,
+        series_key: str | None,
+        root_cause: str,
+        evidence: dict[str, Any],
+    ) -> tuple[Incident, bool]:
         """Open an incident, or return the one still open for (pattern, target).
 
         Returns ``(incident, created)``.
@@ -61,26 +69,48 @@ class IncidentStore:
         reopen_count = self._closed_count(pattern, target)
         try:
             with self.engine.begin() as connection:
-                new_id = connection.execute(insert(incidents).values(
-                    pattern=pattern, target=target, severity=str(severity),
-                    status=str(IncidentStatus.OPEN), series_key=series_key, root_cause=root_cause,
-                    evidence=evidence, open_key=open_key, reopen_count=reopen_count,
-                    opened_at=now, updated_at=now,
-                )).inserted_primary_key[0]
+                new_id = connection.execute(
+                    insert(incidents).values(
+                        pattern=pattern,
+                        target=target,
+                        severity=str(severity),
+                        status=str(IncidentStatus.OPEN),
+                        series_key=series_key,
+                        root_cause=root_cause,
+                        evidence=evidence,
+                        open_key=open_key,
+                        reopen_count=reopen_count,
+                        opened_at=now,
+                        updated_at=now,
+                    )
+                ).inserted_primary_key[0]
             return self.get(new_id), True
         except IntegrityError:
             with self.engine.connect() as connection:
                 row = connection.execute(
-                    select(incidents).where(incidents.c.open_key == open_key)).first()
+                    select(incidents).where(incidents.c.open_key == open_key)
+                ).first()
             if row is None:  # closed between our insert and this read: open it anew
-                return self.open(pattern=pattern, target=target, severity=severity,
-                                 series_key=series_key, root_cause=root_cause, evidence=evidence)
+                return self.open(
+                    pattern=pattern,
+                    target=target,
+                    severity=severity,
+                    series_key=series_key,
+                    root_cause=root_cause,
+                    evidence=evidence,
+                )
             return Incident.from_row(row), False
 
     def _closed_count(self, pattern: str, target: str) -> int:
-        query = select(func.count()).select_from(incidents).where(
-            incidents.c.pattern == pattern, incidents.c.target == target,
-            incidents.c.open_key.is_(None))
+        query = (
+            select(func.count())
+            .select_from(incidents)
+            .where(
+                incidents.c.pattern == pattern,
+                incidents.c.target == target,
+                incidents.c.open_key.is_(None),
+            )
+        )
         with self.engine.connect() as connection:
             return connection.execute(query).scalar_one()
 
@@ -91,8 +121,9 @@ class IncidentStore:
             raise NotFound(f"incident {incident_id} does not exist")
         return Incident.from_row(row)
 
-    def advance(self, incident_id: int, expected: Iterable[IncidentStatus],
-                status: IncidentStatus) -> bool:
+    def advance(
+        self, incident_id: int, expected: Iterable[IncidentStatus], status: IncidentStatus
+    ) -> bool:
         """Move to ``status`` only from one of ``expected``; False if another got there first."""
         now = time.time()
         values: dict[str, Any] = {"status": str(status), "updated_at": now}
@@ -101,9 +132,12 @@ class IncidentStore:
         with self.engine.begin() as connection:
             result = connection.execute(
                 update(incidents)
-                .where(incidents.c.id == incident_id,
-                       incidents.c.status.in_([str(s) for s in expected]))
-                .values(**values))
+                .where(
+                    incidents.c.id == incident_id,
+                    incidents.c.status.in_([str(s) for s in expected]),
+                )
+                .values(**values)
+            )
         return result.rowcount == 1
 
     def list(self, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:

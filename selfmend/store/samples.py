@@ -68,14 +68,25 @@ class SampleStore:
         if not missing:
             return self._ids
         dialect_insert = postgresql.insert if self._postgres else sqlite.insert
-        statement = (dialect_insert(series).on_conflict_do_nothing(index_elements=["key"])
-                     .returning(series.c.key))
-        created = set(connection.scalars(statement, [
-            {"key": key, "name": s.series, "labels": s.labels, "analyzed_until": 0.0}
-            for key, s in missing.items()
-        ]))
-        found = dict(connection.execute(
-            select(series.c.key, series.c.id).where(series.c.key.in_(list(missing)))).all())
+        statement = (
+            dialect_insert(series)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(series.c.key)
+        )
+        created = set(
+            connection.scalars(
+                statement,
+                [
+                    {"key": key, "name": s.series, "labels": s.labels, "analyzed_until": 0.0}
+                    for key, s in missing.items()
+                ],
+            )
+        )
+        found = dict(
+            connection.execute(
+                select(series.c.key, series.c.id).where(series.c.key.in_(list(missing)))
+            ).all()
+        )
         # A series created in this transaction is cached only once seen committed: a rollback
         # must not leave an id behind that points nowhere.
         self._ids.update({key: id_ for key, id_ in found.items() if key not in created})
@@ -90,7 +101,9 @@ class SampleStore:
         connection.execute(insert(log_events), [event.model_dump() for event in events])
         return len(events)
 
-    def window(self, key: str, since: float, until: float | None = None) -> list[tuple[float, float]]:
+    def window(
+        self, key: str, since: float, until: float | None = None
+    ) -> list[tuple[float, float]]:
         """``(ts, value)`` of one series with ``since < ts <= until``, oldest first."""
         query = (
             select(samples.c.ts, samples.c.value)
@@ -118,15 +131,26 @@ class SampleStore:
         return result
 
     def logs_since(self, since: float) -> list[LogEvent]:
-        query = select(log_events.c.ts, log_events.c.level, log_events.c.message,
-                       log_events.c.logger).where(log_events.c.ts > since).order_by(log_events.c.ts)
+        query = (
+            select(log_events.c.ts, log_events.c.level, log_events.c.message, log_events.c.logger)
+            .where(log_events.c.ts > since)
+            .order_by(log_events.c.ts)
+        )
         with self.engine.connect() as connection:
-            return [LogEvent(ts=ts, level=level, message=message, logger=logger)
-                    for ts, level, message, logger in connection.execute(query)]
+            return [
+                LogEvent(ts=ts, level=level, message=message, logger=logger)
+                for ts, level, message, logger in connection.execute(query)
+            ]
 
     def cursors(self, shard: int = 0, shards: int = 1) -> list[SeriesCursor]:
-        query = select(series.c.id, series.c.key, series.c.name, series.c.labels,
-                       series.c.analyzed_until, series.c.detector_state)
+        query = select(
+            series.c.id,
+            series.c.key,
+            series.c.name,
+            series.c.labels,
+            series.c.analyzed_until,
+            series.c.detector_state,
+        )
         if shards > 1:
             query = query.where(series.c.id % shards == shard)
         with self.engine.connect() as connection:
@@ -152,17 +176,22 @@ class SampleStore:
     def save_cursor(self, series_id: int, analyzed_until: float, state: dict[str, Any]) -> None:
         with self.engine.begin() as connection:
             connection.execute(
-                update(series).where(series.c.id == series_id)
-                .values(analyzed_until=analyzed_until, detector_state=state))
+                update(series)
+                .where(series.c.id == series_id)
+                .values(analyzed_until=analyzed_until, detector_state=state)
+            )
 
     def insert_anomalies(self, series_id: int, found: Sequence[Anomaly]) -> None:
         if not found:
             return
         with self.engine.begin() as connection:
-            connection.execute(insert(anomalies), [
-                {"series_id": series_id, **anomaly.model_dump(exclude={"series"})}
-                for anomaly in found
-            ])
+            connection.execute(
+                insert(anomalies),
+                [
+                    {"series_id": series_id, **anomaly.model_dump(exclude={"series"})}
+                    for anomaly in found
+                ],
+            )
 
     def count(self) -> int:
         with self.engine.connect() as connection:

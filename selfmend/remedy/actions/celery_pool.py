@@ -36,8 +36,7 @@ class CeleryPoolParams(BaseModel):
     @model_validator(mode="after")
     def _one_direction(self) -> CeleryPoolParams:
         if (self.grow > 0) == (self.shrink > 0):
-            raise ValueError("give exactly one of grow or shrink, from 1 to "
-                             f"{MAX_STEP}")
+            raise ValueError(f"give exactly one of grow or shrink, from 1 to {MAX_STEP}")
         return self
 
 
@@ -61,14 +60,19 @@ class CeleryPool:
             raise ActionError(f"{self.name}: no worker answered, so there is no pool to resize")
         delta = parsed.grow or -parsed.shrink
         if delta < 0 and min(sizes.values()) + delta < parsed.minimum:
-            raise ActionError(f"{self.name}: shrinking by {-delta} would leave a pool below "
-                              f"{parsed.minimum} (sizes {sizes})")
+            raise ActionError(
+                f"{self.name}: shrinking by {-delta} would leave a pool below "
+                f"{parsed.minimum} (sizes {sizes})"
+            )
         nodes = sorted(sizes)
         expected = {node: size + delta for node, size in sizes.items()}
-        return Plan(self.name, ",".join(nodes),
-                    {"delta": delta, "destination": nodes, "expected": expected},
-                    {"delta": -delta, "destination": nodes, "sizes": sizes},
-                    f"{'grow' if delta > 0 else 'shrink'} pools of {', '.join(nodes)} by {abs(delta)}")
+        return Plan(
+            self.name,
+            ",".join(nodes),
+            {"delta": delta, "destination": nodes, "expected": expected},
+            {"delta": -delta, "destination": nodes, "sizes": sizes},
+            f"{'grow' if delta > 0 else 'shrink'} pools of {', '.join(nodes)} by {abs(delta)}",
+        )
 
     def apply(self, plan: Plan) -> dict[str, Any]:
         expected: dict[str, int] = plan.params["expected"]

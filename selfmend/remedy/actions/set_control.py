@@ -50,21 +50,29 @@ class SetControl:
         parsed = parse_params(SetControlParams, self.name, params)
         current = self.controls.get(parsed.key, _MISSING)
         target_value = self._target_value(parsed, current)
-        undo = ({"existed": False} if current is _MISSING
-                else {"existed": True, "value": current})
+        undo = {"existed": False} if current is _MISSING else {"existed": True, "value": current}
         shown = "unset" if current is _MISSING else repr(current)
-        return Plan(self.name, parsed.key, {"key": parsed.key, "value": target_value}, undo,
-                    f"set {parsed.key} from {shown} to {target_value!r}")
+        return Plan(
+            self.name,
+            parsed.key,
+            {"key": parsed.key, "value": target_value},
+            undo,
+            f"set {parsed.key} from {shown} to {target_value!r}",
+        )
 
     def _target_value(self, params: SetControlParams, current: Any) -> Any:
         if params.delta is None:
             return params.value
         if current is _MISSING or isinstance(current, bool) or not isinstance(current, int | float):
-            raise ActionError(f"{self.name}: control {params.key} holds no number to move "
-                              f"(it is {'unset' if current is _MISSING else repr(current)})")
+            raise ActionError(
+                f"{self.name}: control {params.key} holds no number to move "
+                f"(it is {'unset' if current is _MISSING else repr(current)})"
+            )
         if abs(params.delta) > params.max_step:
-            raise StepTooLarge(f"{self.name}: delta {params.delta:g} exceeds max_step "
-                               f"{params.max_step:g} for {params.key}")
+            raise StepTooLarge(
+                f"{self.name}: delta {params.delta:g} exceeds max_step "
+                f"{params.max_step:g} for {params.key}"
+            )
         moved = current + params.delta
         if params.minimum is not None:
             moved = max(moved, params.minimum)

@@ -1,0 +1,24 @@
+"""selfmend.analyze: detectors and patterns; starts remediate | verify per new incident.
+
+With ``series_shards`` above one, the scheduled call fans out as a group, one task per shard.
+"""
+
+from celery import group
+
+from tasks.arguments import ShardArgs, parse
+from tasks.remediate import remediation_chain
+from workers import app
+from workers.runtime import system
+
+
+@app.task(name="selfmend.analyze")
+def analyze(shard: int | None = None) -> dict:
+    args = parse(ShardArgs, "selfmend.analyze", shard=shard)
+    shards = system().settings.series_shards
+    if args.shard is None and shards > 1:
+        group(analyze.s(index) for index in range(shards)).apply_async()
+        return {"fanned_out": shards}
+    report = system().analyzer.run(shard=args.shard or 0, shards=shards)
+    for incident_id in report.new_incidents + report.approved:
+        remediation_chain(incident_id).apply_async()
+    return report.as_dict()

@@ -1,0 +1,47 @@
+"""The Celery app factory: broker, backend, JSON only, one queue per stage, the beat schedule."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from schedules import build_schedule
+from selfmend.config import Settings
+
+STAGES = ("collect", "analyze", "remediate", "verify")
+TASK_MODULES = [f"tasks.{stage}" for stage in STAGES]
+
+
+def queue_name(stage: str) -> str:
+    return f"selfmend.{stage}"
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    app = Celery("selfmend", include=TASK_MODULES)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    app.conf.update(
+        broker_url=settings.resolved_broker_url,
+        broker_transport_options=settings.broker_transport_options(),
+        broker_connection_retry_on_startup=True,
+        result_backend=settings.resolved_result_backend,
+        result_extended=True,
+        # Pickle lets anyone who can write to the broker run code: JSON only, everywhere.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_queues=[Queue(queue_name(stage)) for stage in STAGES],
+        task_default_queue=queue_name("collect"),
+        task_routes={f"selfmend.{stage}": {"queue": queue_name(stage)} for stage in STAGES},
+        task_track_started=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        beat_schedule=build_schedule(settings),
+        beat_schedule_filename=str(settings.home.resolve() / "beat-schedule"),
+        timezone="UTC",
+    )
+    app.selfmend_settings = settings
+    return app

@@ -1,0 +1,60 @@
+"""Ports of the core implemented on the Celery app: worker pools and the queue probe."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+REPLY_TIMEOUT = 2.0
+
+
+class CeleryWorkerPools:
+    """``WorkerPools`` over Celery's remote control (``inspect stats``, ``pool_grow/shrink``)."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def sizes(self, destination: list[str] | None = None) -> dict[str, int]:
+        stats = self.app.control.inspect(destination=destination, timeout=REPLY_TIMEOUT).stats()
+        sizes = {}
+        for node, reply in (stats or {}).items():
+            pool = reply.get("pool", {})
+            processes = pool.get("processes")
+            sizes[node] = (
+                len(processes) if isinstance(processes, list) else pool.get("max-concurrency", 0)
+            )
+        return sizes
+
+    def resize(self, delta: int, destination: list[str] | None = None) -> dict[str, str]:
+        command = self.app.control.pool_grow if delta > 0 else self.app.control.pool_shrink
+        replies = (
+            command(abs(delta), destination=destination, reply=True, timeout=REPLY_TIMEOUT) or []
+        )
+        answered = {node: answer for reply in replies for node, answer in reply.items()}
+        errors = {
+            node: str(answer.get("error")) for node, answer in answered.items() if "error" in answer
+        }
+        for node in destination or []:
+            if node not in answered:
+                errors[node] = "no reply"
+        return errors
+
+
+class CeleryQueueProbe:
+    """``CeleryProbe``: messages waiting per stage queue, and tasks running on all workers."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {}
+        with self.app.connection_for_read() as connection:
+            channel = connection.default_channel
+            for queue in self.app.conf.task_queues:
+                depths[queue.name] = channel.queue_declare(queue.name, passive=True).message_count
+        return depths
+
+    def active_tasks(self) -> int | None:
+        active = self.app.control.inspect(timeout=REPLY_TIMEOUT).active()
+        if active is None:
+            return None
+        return sum(len(tasks) for tasks in active.values())

@@ -1,0 +1,34 @@
+"""The per-process System the tasks use, built lazily and rebuilt after a fork."""
+
+from __future__ import annotations
+
+import threading
+
+from selfmend.system import System
+from workers.control import CeleryQueueProbe, CeleryWorkerPools
+
+_system: System | None = None
+_lock = threading.Lock()
+
+
+def system() -> System:
+    global _system
+    with _lock:
+        if _system is None:
+            from workers import app
+
+            _system = System.from_settings(
+                app.selfmend_settings,
+                worker_pools=CeleryWorkerPools(app),
+                celery_probe=CeleryQueueProbe(app),
+            )
+        return _system
+
+
+def reset() -> None:
+    """Forget the System: a forked child must not share its parent's database connections."""
+    global _system
+    with _lock:
+        if _system is not None:
+            _system.store.engine.dispose(close=False)
+        _system = None
