@@ -19,6 +19,8 @@ def analyze(shard: int | None = None) -> dict:
         group(analyze.s(index) for index in range(shards)).apply_async()
         return {"fanned_out": shards}
     report = system().analyzer.run(shard=args.shard or 0, shards=shards)
+    chains = {}
     for incident_id in report.new_incidents + report.approved:
-        remediation_chain(incident_id).apply_async()
-    return report.as_dict()
+        started = remediation_chain(incident_id).apply_async()
+        chains[incident_id] = {"remediate": started.parent.id, "verify": started.id}
+    return {**report.as_dict(), "chains": chains}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-REPLY_TIMEOUT = 2.0
+REPLY_TIMEOUT = 1.0
 
 
 class CeleryWorkerPools:

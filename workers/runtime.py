@@ -25,6 +25,13 @@ def system() -> System:
         return _system
 
 
+def install(prepared: System) -> None:
+    """Use a System built elsewhere (the demo passes its compressed-time patterns)."""
+    global _system
+    with _lock:
+        _system = prepared
+
+
 def reset() -> None:
     """Forget the System: a forked child must not share its parent's database connections."""
     global _system

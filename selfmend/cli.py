@@ -1,0 +1,155 @@
+"""The ``selfmend`` command: demo, status, incidents, approve, kill-switch, db upgrade.
+
+Every command but ``demo`` talks to the store only. ``demo`` is the one place that starts Celery
+in this process, so it imports ``workers`` when it runs, never at import.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from selfmend.config import Settings
+from selfmend.errors import SelfmendError
+from selfmend.store import Store
+from selfmend.store.engine import make_engine
+from selfmend.store.migrate import upgrade
+
+app = typer.Typer(
+    help="selfmend: keeps a Python service healthy with no human in the loop.", no_args_is_help=True
+)
+db = typer.Typer(help="The store's schema.")
+app.add_typer(db, name="db")
+console = Console()
+
+
+def _store() -> Store:
+    return Store.from_url(Settings().resolved_store_url)
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the store's tables to the latest version."""
+    url = Settings().resolved_store_url
+    upgrade(make_engine(url))
+    console.print(f"store at [bold]{make_engine(url).url.render_as_string()}[/] is up to date")
+
+
+@app.command()
+def status() -> None:
+    """Mode, kill switch, open incidents and live settings."""
+    settings, store = Settings(), _store()
+    open_incidents = [i for i in store.incidents.list(limit=1000) if not i.status.closed]
+    console.print(
+        f"mode [bold]{settings.mode}[/]   kill switch "
+        f"[bold]{'ON' if store.controls.kill_switch() else 'off'}[/]   "
+        f"open incidents [bold]{len(open_incidents)}[/]"
+    )
+    table = Table("live setting", "value")
+    for key, value in sorted(store.controls.all().items()):
+        table.add_row(key, repr(value))
+    console.print(table)
+
+
+@app.command()
+def incidents(
+    limit: int = 20,
+    audit: Annotated[int | None, typer.Option(help="Show the audit log of this incident.")] = None,
+) -> None:
+    """Recent incidents, or one incident's audit log."""
+    store = _store()
+    if audit is not None:
+        table = Table("when", "action", "state", "actor", "reason", title=f"incident {audit}")
+        for step in store.executions.history(audit):
+            table.add_row(
+                _when(step.created_at), step.action, str(step.state), step.actor, step.reason
+            )
+        console.print(table)
+        return
+    table = Table("id", "opened", "pattern", "target", "severity", "status", "root cause")
+    for incident in store.incidents.list(limit=limit):
+        table.add_row(
+            str(incident.id),
+            _when(incident.opened_at),
+            incident.pattern,
+            incident.target,
+            str(incident.severity),
+            str(incident.status),
+            incident.root_cause or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def approve(incident_id: int, reason: str = "approved from the CLI") -> None:
+    """Approve the action an incident waits on; the next analyze pass runs it."""
+    from selfmend.remedy.approvals import approve as record_approval
+
+    step = record_approval(_store(), incident_id, actor=f"cli:{getpass.getuser()}", reason=reason)
+    console.print(f"approved [bold]{step.action}[/] on {step.target} for incident {incident_id}")
+
+
+@app.command("kill-switch")
+def kill_switch(
+    state: Annotated[str, typer.Argument(help="on or off")],
+    action: Annotated[str | None, typer.Option(help="Only this action.")] = None,
+    reason: str = "set from the CLI",
+) -> None:
+    """Stop (on) or allow (off) every apply, or one action's."""
+    if state not in ("on", "off"):
+        raise typer.BadParameter("must be on or off", param_hint="STATE")
+    _store().controls.set_kill_switch(
+        state == "on", actor=f"cli:{getpass.getuser()}", reason=reason, scope=action or "*"
+    )
+    console.print(f"kill switch for {action or 'all actions'} is [bold]{state}[/]")
+
+
+DEMO_FAULTS = (("cache_flush", 20.0), ("connection_spike", 40.0), ("slow_queries", 60.0))
+DEMO_SPEED = 3.0
+
+
+@app.command()
+def demo(
+    seconds: Annotated[float, typer.Option(help="Give up after this long.")] = 180.0,
+    home: Annotated[Path | None, typer.Option(help="Folder for the demo's store.")] = None,
+) -> None:
+    """Run the real loop (worker and beat in this process) against a simulated application."""
+    home = home or Path(tempfile.mkdtemp(prefix="selfmend-demo-"))
+    os.environ.update(
+        {
+            "SELFMEND_HOME": str(home),
+            "SELFMEND_MODE": "auto",
+            "SELFMEND_COLLECT_INTERVAL": "1",
+            "SELFMEND_ANALYZE_INTERVAL": "2",
+            "SELFMEND_SETTLE_SECONDS": "3",
+            "SELFMEND_VERIFY_WINDOW_SECONDS": "6",
+            "SELFMEND_COOLDOWN_SECONDS": "60",
+        }
+    )
+    from workers.demo import run_demo
+
+    run_demo(console, faults=DEMO_FAULTS, speed=DEMO_SPEED, deadline=seconds)
+
+
+def main() -> None:
+    try:
+        app()
+    except SelfmendError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The built-in simulated application that ``selfmend demo`` heals."""

@@ -1,0 +1,155 @@
+"""Integration fixtures: real Redis (broker, results, push buffer), real PostgreSQL (store) and
+a real Celery worker running in this process on threads.
+
+Settings come from the environment, set here before ``workers`` is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+import redis
+
+REDIS = os.environ.get("SELFMEND_TEST_REDIS", "redis://127.0.0.1:6379")
+POSTGRES = os.environ.get("SELFMEND_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+DATABASE = "selfmend_test"
+
+os.environ.update(
+    {
+        "SELFMEND_HOME": tempfile.mkdtemp(prefix="selfmend-it-"),
+        "SELFMEND_BROKER_URL": f"{REDIS}/13",
+        "SELFMEND_RESULT_BACKEND": f"{REDIS}/14",
+        "SELFMEND_REDIS_URL": f"{REDIS}/15",
+        "SELFMEND_STORE_URL": f"{POSTGRES}/{DATABASE}",
+        "SELFMEND_MODE": "auto",
+        "SELFMEND_SETTLE_SECONDS": "0.5",
+        "SELFMEND_VERIFY_WINDOW_SECONDS": "1.5",
+        "SELFMEND_VERIFY_MIN_SAMPLES": "3",
+        "SELFMEND_COOLDOWN_SECONDS": "0",
+    }
+)
+
+from selfmend.config import Settings  # noqa: E402
+from selfmend.demo.timeline import compressed  # noqa: E402
+from selfmend.detect.patterns import BUILTIN_PATTERNS, Pattern  # noqa: E402
+from selfmend.store import Store  # noqa: E402
+from selfmend.system import System  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+# Windows ten times shorter than the built-ins, so a test sees a fault in seconds.
+FAST_PATTERNS = compressed(BUILTIN_PATTERNS, 10.0)
+
+
+def _recreate_database() -> None:
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {DATABASE}")
+
+
+@pytest.fixture(scope="session")
+def celery_app():
+    _recreate_database()
+    from workers import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def worker(celery_app):
+    """A real worker consuming every stage queue from the Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def settings(celery_app) -> Settings:
+    return celery_app.selfmend_settings
+
+
+@pytest.fixture
+def install(celery_app, worker) -> Iterator[Callable[..., System]]:
+    """Build the System the worker uses for this test (fresh store tables, flushed Redis)."""
+    from workers import runtime
+    from workers.control import CeleryQueueProbe, CeleryWorkerPools
+
+    for db in (13, 14, 15):
+        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+    built: list[System] = []
+
+    def build(patterns: tuple[Pattern, ...] = FAST_PATTERNS, **overrides) -> System:
+        settings = celery_app.selfmend_settings.model_copy(update=overrides)
+        system = System.from_settings(
+            settings,
+            patterns=patterns,
+            worker_pools=CeleryWorkerPools(celery_app),
+            celery_probe=CeleryQueueProbe(celery_app),
+        )
+        _truncate(system.store)
+        runtime.install(system)
+        built.append(system)
+        return system
+
+    yield build
+    runtime.reset()
+    for system in built:
+        system.store.close()
+
+
+def _truncate(store: Store) -> None:
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "TRUNCATE samples, series, log_events, anomalies, verifications, executions, "
+            "incidents, patterns, controls, kill_switches, push_queue RESTART IDENTITY CASCADE"
+        )
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+class FakeShopCache:
+    """The application side of a test: pushes its cache hit ratio every 0.1 s, healthy only
+    once ``cache.warm`` is on (or never, when ``heals`` is False)."""
+
+    def __init__(self, client, *, heals: bool = True) -> None:
+        self.client = client
+        self.heals = heals
+        self.broken = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            warm = self.client.control("cache.warm", False)
+            bad = self.broken and not (self.heals and warm)
+            self.client.record("cache.hit_ratio", 0.5 if bad else 0.95, service="shop")
