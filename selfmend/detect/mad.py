@@ -3,6 +3,8 @@
 The score of a point is how many robust standard deviations (1.4826 * MAD) it lies from the
 median of the last ``window`` points, mapped to [0, 1] by a two-sided normal probability with
 the spread doubled, a margin for the heavy tails real metrics have: 0.99 ≈ 5.2 robust sigmas.
+A history of whole numbers (counts) is never given a spread below half a unit, so a count that
+moves by one from a flat run is not an anomaly.
 """
 
 from __future__ import annotations
@@ -40,10 +42,8 @@ class RollingMAD:
     def score_one(self, ts: float, value: float) -> float:
         if len(self.values) < self.min_points:
             return 0.0
-        history = np.asarray(self.values)
-        median = float(np.median(history))
-        spread = float(np.median(np.abs(history - median)))
-        return self._score(value, median, spread)
+        probe = RollingMAD.from_state(self.to_state())  # one scoring path, state untouched
+        return float(probe.score_many(np.array([ts]), np.array([value]))[0])
 
     def score_many(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)
@@ -59,35 +59,32 @@ class RollingMAD:
         ready = counts >= self.min_points
         if ready.any():
             ready_histories = histories[ready]
-            medians = np.nanmedian(ready_histories, axis=1)
-            spreads = np.nanmedian(np.abs(ready_histories - medians[:, None]), axis=1)
+            medians, spreads = self._centre_and_spread(ready_histories)
             scores[ready] = self._score_array(values[ready], medians, spreads)
         self.values = series[-self.window :].tolist()
         return scores
 
-    def _score(self, value: float, median: float, spread: float) -> float:
-        return float(
-            self._score_array(np.array([value]), np.array([median]), np.array([spread]))[0]
-        )
+    def _centre_and_spread(self, histories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Median and MAD per row (NaN = not seen), floored: never zero, half a unit for counts."""
+        medians = np.nanmedian(histories, axis=1)
+        spreads = np.nanmedian(np.abs(histories - medians[:, None]), axis=1)
+        integral = np.all(np.isnan(histories) | (histories % 1 == 0), axis=1)
+        spreads = np.where(integral, np.maximum(spreads, 0.5), spreads)
+        return medians, np.maximum(spreads, self.min_spread * np.maximum(1.0, np.abs(medians)))
 
     def _score_array(
         self, values: np.ndarray, medians: np.ndarray, spreads: np.ndarray
     ) -> np.ndarray:
-        floor = self.min_spread * np.maximum(1.0, np.abs(medians))
-        sigma = MAD_TO_SIGMA * np.maximum(spreads, floor)
-        z = np.abs(values - medians) / sigma
+        z = np.abs(values - medians) / (MAD_TO_SIGMA * spreads)
         return erf(z / _SQRT8)
 
     def band(self, k: float = 5.0) -> tuple[float, float] | None:
         """The normal band, median ± k robust sigmas, once enough points are known."""
         if len(self.values) < self.min_points:
             return None
-        history = np.asarray(self.values)
-        median = float(np.median(history))
-        spread = max(
-            float(np.median(np.abs(history - median))), self.min_spread * max(1.0, abs(median))
-        )
-        return median - k * MAD_TO_SIGMA * spread, median + k * MAD_TO_SIGMA * spread
+        medians, spreads = self._centre_and_spread(np.asarray([self.values], dtype=float))
+        median, width = float(medians[0]), k * MAD_TO_SIGMA * float(spreads[0])
+        return median - width, median + width
 
     def to_state(self) -> dict[str, Any]:
         return {
