@@ -1,0 +1,34 @@
+"""docker-compose.yml cannot run here (no Docker engine): check it against the code instead."""
+
+from pathlib import Path
+
+import yaml
+
+from selfmend.config import Settings
+
+COMPOSE = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+
+
+def test_services_of_the_production_shape():
+    assert {"redis", "postgres", "worker", "beat", "flower"} <= set(COMPOSE["services"])
+
+
+def test_commands_use_the_celery_app_and_the_cli():
+    services = COMPOSE["services"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "workers", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "workers", "beat"]
+    assert services["flower"]["command"][:4] == ["celery", "-A", "workers", "flower"]
+    assert services["migrate"]["command"] == ["selfmend", "db", "upgrade"]
+
+
+def test_environment_names_real_settings_that_parse():
+    fields = set(Settings.model_fields)
+    for name in ("worker", "beat", "flower", "migrate"):
+        environment = COMPOSE["services"][name]["environment"]
+        unknown = [k for k in environment if k.removeprefix("SELFMEND_").lower() not in fields]
+        assert unknown == [], f"{name}: {unknown} are not settings"
+        settings = Settings(
+            **{k.removeprefix("SELFMEND_").lower(): v for k, v in environment.items()}
+        )
+        assert settings.resolved_broker_url.startswith("redis://")
+        assert settings.resolved_store_url.startswith("postgresql")

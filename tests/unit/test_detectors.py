@@ -1,0 +1,67 @@
+"""The generic checks every detector passes (after river's check suite)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from selfmend.detect.mad import RollingMAD
+
+DETECTORS = [lambda: RollingMAD(window=50)]
+
+
+def series(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    values = np.random.default_rng(seed).normal(10, 1, 300)
+    values[250] = 30.0
+    return np.arange(300.0), values
+
+
+@pytest.mark.parametrize("make", DETECTORS)
+def test_score_many_equals_score_then_learn_one_by_one(make):
+    timestamps, values = series()
+    batch, single = make(), make()
+    expected = []
+    for ts, value in zip(timestamps, values, strict=True):
+        expected.append(single.score_one(ts, value))
+        single.learn_one(ts, value)
+    assert np.allclose(batch.score_many(timestamps, values), expected)
+
+
+@pytest.mark.parametrize("make", DETECTORS)
+def test_state_round_trips_through_json_and_resumes(make):
+    timestamps, values = series()
+    whole, first = make(), make()
+    whole_scores = whole.score_many(timestamps, values)
+    first.score_many(timestamps[:150], values[:150])
+    resumed = type(first).from_state(json.loads(json.dumps(first.to_state())))
+    assert np.allclose(resumed.score_many(timestamps[150:], values[150:]), whole_scores[150:])
+
+
+@pytest.mark.parametrize("make", DETECTORS)
+def test_learning_leaves_input_unchanged_and_scores_are_in_unit_interval(make):
+    timestamps, values = series()
+    before = values.copy()
+    scores = make().score_many(timestamps, values)
+    assert np.array_equal(values, before)
+    assert scores.min() >= 0.0
+    assert scores.max() <= 1.0
+
+
+@pytest.mark.parametrize("make", DETECTORS)
+def test_spike_scores_high_and_noise_does_not(make):
+    timestamps, values = series()
+    scores = make().score_many(timestamps, values)
+    assert scores[250] >= 0.99
+    assert (scores >= 0.99).sum() == 1
+
+
+def test_counts_moving_by_one_are_not_anomalies():
+    counts = np.array([0.0] * 40 + [1, 0, 2, 1, 0] + [0.0] * 10)
+    assert RollingMAD(window=30).score_many(np.arange(55.0), counts).max() < 0.99
+
+
+def test_bad_parameters_name_the_parameter():
+    with pytest.raises(ValueError, match="window"):
+        RollingMAD(window=3)
+    with pytest.raises(ValueError, match="min_points"):
+        RollingMAD(window=10, min_points=50)
