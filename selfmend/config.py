@@ -67,7 +67,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_broker_url(self) -> str:
-        return self.broker_url or "filesystem://"
+        return self.broker_url or "filesystem://localhost//"
 
     @cached_property
     def resolved_result_backend(self) -> str:

@@ -8,6 +8,7 @@ from kombu import Queue
 from schedules import build_schedule
 from selfmend.config import Settings
 
+EMBEDDED_TRANSPORT = "workers.filebroker:Transport"
 STAGES = ("collect", "analyze", "remediate", "verify")
 TASK_MODULES = [f"tasks.{stage}" for stage in STAGES]
 
@@ -22,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     settings.home.mkdir(parents=True, exist_ok=True)
     app.conf.update(
         broker_url=settings.resolved_broker_url,
+        broker_transport=EMBEDDED_TRANSPORT if settings.embedded_broker else None,
         broker_transport_options=settings.broker_transport_options(),
         broker_connection_retry_on_startup=True,
         result_backend=settings.resolved_result_backend,

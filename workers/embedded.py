@@ -15,6 +15,11 @@ from celery.worker import state
 def embedded_worker(
     app: Celery, *, concurrency: int = 4, beat: bool = True, loglevel: str = "WARNING"
 ) -> Iterator[None]:
+    # The worker's threads find the app through Celery's "current app"; make it this one, with
+    # its tasks bound, or results and chained tasks go to the default app (nowhere).
+    app.finalize(auto=True)
+    app.set_current()
+    app.set_default()
     worker = app.WorkController(
         pool="threads",
         concurrency=concurrency,

@@ -17,7 +17,7 @@ class FaultRow:
     fixed_at: float | None
     closed_at: float | None
     outcome: str
-    action: str
+    changed: str
 
     @property
     def done(self) -> bool:
@@ -58,7 +58,7 @@ def fault_rows(
                 applied[0].created_at if applied else None,
                 incident.closed_at,
                 str(incident.status),
-                applied[0].reason if applied else "-",
+                applied[0].target if applied else "-",
             )
         )
     return rows
