@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_default_queue=queue_name("collect"),
         task_routes={f"selfmend.{stage}": {"queue": queue_name(stage)} for stage in STAGES},
         task_track_started=True,
+        # A late-acked task whose connection is lost is redelivered, so stop running it here.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_send_task_events=True,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,

@@ -40,17 +40,29 @@ class CeleryWorkerPools:
 
 
 class CeleryQueueProbe:
-    """``CeleryProbe``: messages waiting per stage queue, and tasks running on all workers."""
+    """``CeleryProbe``: messages waiting per queue, and tasks running on all workers.
 
-    def __init__(self, app: Celery) -> None:
+    The queues are the app's own (the stage queues) unless others are named.
+    """
+
+    def __init__(self, app: Celery, queues: list[str] | None = None) -> None:
         self.app = app
+        self.queues = queues or [queue.name for queue in app.conf.task_queues]
 
     def queue_depths(self) -> dict[str, int]:
+        """A queue the broker does not know holds nothing: Redis drops an empty list's key, and
+        AMQP closes the channel on a passive declare of a missing queue, so a fresh one is
+        opened for the next."""
         depths = {}
         with self.app.connection_for_read() as connection:
-            channel = connection.default_channel
-            for queue in self.app.conf.task_queues:
-                depths[queue.name] = channel.queue_declare(queue.name, passive=True).message_count
+            channel = connection.channel()
+            for name in self.queues:
+                try:
+                    depths[name] = channel.queue_declare(name, passive=True).message_count
+                except connection.channel_errors:
+                    depths[name] = 0
+                    channel = connection.channel()
+            channel.close()
         return depths
 
     def active_tasks(self) -> int | None:
