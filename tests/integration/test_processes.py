@@ -1,0 +1,114 @@
+"""The production shape as a user starts it: ``celery -A workers worker -B`` and
+``celery -A workers flower`` as separate processes on Redis and PostgreSQL; Flower lists the
+selfmend tasks and shows the ones beat started."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from tests.integration.conftest import POSTGRES, REDIS, wait_for
+
+pytestmark = pytest.mark.integration
+
+DATABASE = "selfmend_processes"
+STAGE_TASKS = {"selfmend.collect", "selfmend.analyze", "selfmend.remediate", "selfmend.verify"}
+FLOWER_USER = "ops:secret"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("w") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+@pytest.fixture
+def production_env(tmp_path) -> dict[str, str]:
+    """Own broker, result and push databases, so the test worker of this session sees nothing."""
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DATABASE}")
+    for db in (9, 10, 11):
+        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+    return {
+        **os.environ,
+        "SELFMEND_HOME": str(tmp_path / "home"),
+        "SELFMEND_BROKER_URL": f"{REDIS}/10",
+        "SELFMEND_RESULT_BACKEND": f"{REDIS}/11",
+        "SELFMEND_REDIS_URL": f"{REDIS}/9",
+        "SELFMEND_STORE_URL": f"{POSTGRES}/{DATABASE}",
+        "SELFMEND_COLLECT_INTERVAL": "1",
+    }
+
+
+def flower_get(port: int, path: str) -> object:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        headers={"Authorization": f"Basic {base64.b64encode(FLOWER_USER.encode()).decode()}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_worker_with_beat_and_flower_start_and_flower_lists_the_tasks(production_env, tmp_path):
+    celery = [sys.executable, "-m", "celery", "-A", "workers"]
+    port = free_port()
+    with ExitStack() as stack:
+        stack.enter_context(
+            running(
+                [*celery, "worker", "-B", "--concurrency=2", "--loglevel=INFO"],
+                production_env,
+                tmp_path / "worker.log",
+            )
+        )
+        stack.enter_context(
+            running(
+                [*celery, "flower", f"--port={port}", "--address=127.0.0.1",
+                 f"--basic-auth={FLOWER_USER}"],
+                production_env,
+                tmp_path / "flower.log",
+            )
+        )  # fmt: skip
+
+        def registered() -> set[str] | None:
+            try:
+                workers = flower_get(port, "/api/workers?refresh=1")
+            except OSError:
+                return None
+            names = {name for node in workers.values() for name in node.get("registered", [])}
+            return names if names >= STAGE_TASKS else None
+
+        assert wait_for(registered, timeout=60, every=1) >= STAGE_TASKS
+
+        def collected_by_beat() -> list[dict] | None:
+            tasks = flower_get(port, "/api/tasks?taskname=selfmend.collect&state=SUCCESS")
+            return list(tasks.values()) or None
+
+        done = wait_for(collected_by_beat, timeout=30, every=1)
+        assert done[0]["name"] == "selfmend.collect"
+        # Flower shows a result as its Python repr.
+        assert "push" in ast.literal_eval(done[0]["result"])
