@@ -73,7 +73,7 @@ def run_demo(
             time.sleep(1.0)
         shop.client.close()
     first_fault = min(injected.values(), default=time.time())
-    console.print(_table(rows, started))
+    console.print(_table(rows))
     console.print(
         f"false incidents in the fault-free stretch: "
         f"[bold]{false_incidents(system.store, first_fault)}[/]"
@@ -81,10 +81,9 @@ def run_demo(
     return rows
 
 
-def _table(rows: list[FaultRow], started: float) -> Table:
+def _table(rows: list[FaultRow]) -> Table:
     table = Table(title="faults and what selfmend did (seconds after injection)")
     table.add_column("fault", no_wrap=True)
-    table.add_column("injected", no_wrap=True)
     for step in ("detected", "fixed", "closed"):
         table.add_column(step, justify="right", no_wrap=True)
     table.add_column("outcome", no_wrap=True)
@@ -92,7 +91,6 @@ def _table(rows: list[FaultRow], started: float) -> Table:
     for row in rows:
         table.add_row(
             row.fault,
-            f"t={row.injected_at - started:.0f}s",
             _after(row.injected_at, row.detected_at),
             _after(row.injected_at, row.fixed_at),
             _after(row.injected_at, row.closed_at),

@@ -24,11 +24,19 @@ def test_commands_use_the_celery_app_and_the_cli():
 def test_environment_names_real_settings_that_parse():
     fields = set(Settings.model_fields)
     for name in ("worker", "beat", "flower", "migrate"):
-        environment = COMPOSE["services"][name]["environment"]
-        unknown = [k for k in environment if k.removeprefix("SELFMEND_").lower() not in fields]
+        environment = {
+            key.removeprefix("SELFMEND_").lower(): value
+            for key, value in COMPOSE["services"][name]["environment"].items()
+            if key.startswith("SELFMEND_")
+        }
+        unknown = [key for key in environment if key not in fields]
         assert unknown == [], f"{name}: {unknown} are not settings"
-        settings = Settings(
-            **{k.removeprefix("SELFMEND_").lower(): v for k, v in environment.items()}
-        )
+        settings = Settings(**environment)
         assert settings.resolved_broker_url.startswith("redis://")
         assert settings.resolved_store_url.startswith("postgresql")
+
+
+def test_flower_is_never_started_without_a_password():
+    flower = COMPOSE["services"]["flower"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert flower["environment"]["SELFMEND_BROKER_URL"].startswith("redis://")
