@@ -16,8 +16,8 @@ import structlog
 
 from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import MetricCondition, Pattern
-from selfmend.models import ExecutionState, IncidentStatus, Risk, Verdict
-from selfmend.remedy.base import Action, Plan
+from selfmend.models import ExecutionState, IncidentStatus, Verdict
+from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Remediation
 from selfmend.store import Store
@@ -118,7 +118,7 @@ class Verifier:
             return Judgement(incident.id, "none", str(current), {}, {"reason": "already judged"})
         action = self.catalogue.get(remediation.action or "")
         claim = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
-        plan = Plan(action.name, claim.target, claim.params, claim.undo or {}, claim.reason)
+        attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)
         before = {"root_cause": incident.root_cause, **incident.evidence}
         self.store.outcomes.record(
             incident_id=incident.id,
@@ -130,53 +130,24 @@ class Verifier:
             verdict=verdict,
         )
         if verdict is Verdict.FIXED:
-            self._log(incident, plan, ExecutionState.VERIFIED, claim.risk, "back in band", after)
+            attempt.log(ExecutionState.VERIFIED, "back in band", result=after)
         else:
-            self._roll_back(incident, action, plan, claim.risk, after)
+            self._roll_back(attempt, after)
         log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
         return Judgement(incident.id, str(verdict), str(status), before, after)
 
-    def _roll_back(
-        self, incident: Incident, action: Action, plan: Plan, risk: Risk, after: dict[str, Any]
-    ) -> None:
+    def _roll_back(self, attempt: Attempt, after: dict[str, Any]) -> None:
         try:
-            result = action.rollback(plan)
+            result = attempt.action.rollback(attempt.plan)
         except Exception as error:
-            log.exception("verify.rollback_failed", incident_id=incident.id)
-            self._log(
-                incident, plan, ExecutionState.FAILED, risk, f"rollback failed: {error}", after
-            )
+            log.exception("verify.rollback_failed", incident_id=attempt.incident.id)
+            attempt.log(ExecutionState.FAILED, f"rollback failed: {error}", result=after)
             self.store.incidents.advance(
-                incident.id, [IncidentStatus.ROLLED_BACK], IncidentStatus.ESCALATED
+                attempt.incident.id, [IncidentStatus.ROLLED_BACK], IncidentStatus.ESCALATED
             )
             return
-        self._log(
-            incident,
-            plan,
+        attempt.log(
             ExecutionState.ROLLED_BACK,
-            risk,
             "verification failed: rolled back",
-            {**after, "rollback": result},
-        )
-
-    def _log(
-        self,
-        incident: Incident,
-        plan: Plan,
-        state: ExecutionState,
-        risk: Risk,
-        reason: str,
-        result: dict[str, Any],
-    ) -> None:
-        self.store.executions.record(
-            incident_id=incident.id,
-            action=plan.action,
-            target=plan.target,
-            state=state,
-            risk=risk,
-            actor=ACTOR,
-            reason=reason,
-            params=plan.params,
-            undo=plan.undo,
-            result=result,
+            result={**after, "rollback": result},
         )

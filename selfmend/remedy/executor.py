@@ -18,6 +18,7 @@ from selfmend.config import Mode
 from selfmend.detect.patterns import Pattern
 from selfmend.errors import ActionError, ConfigurationError
 from selfmend.models import ExecutionState, IncidentStatus, Risk
+from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.base import Action, Plan
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.policy import GateFacts, Verdict, decide
@@ -81,86 +82,47 @@ class Executor:
         try:
             plan = action.plan(pattern.action.params)
         except (ActionError, ConfigurationError) as error:
-            self._log(incident, action.name, "-", ExecutionState.FAILED, risk, str(error))
+            unplanned = Plan(action.name, "-", {}, {}, "")
+            self._attempt(incident, action, unplanned, risk).log(ExecutionState.FAILED, str(error))
             return self._escalate(incident, f"could not plan {action.name}: {error}")
-        return self._gate(incident, action, plan, risk)
+        return self._gate(self._attempt(incident, action, plan, risk))
 
-    def _gate(self, incident: Incident, action: Action, plan: Plan, risk: Risk) -> Remediation:
-        approval = self.store.executions.step(incident.id, action.name, ExecutionState.APPROVED)
+    def _attempt(self, incident: Incident, action: Action, plan: Plan, risk: Risk) -> Attempt:
+        return Attempt(self.store, ACTOR, incident, action, plan, risk)
+
+    def _gate(self, attempt: Attempt) -> Remediation:
+        incident, name, target = attempt.incident, attempt.action.name, attempt.plan.target
+        approval = self.store.executions.step(incident.id, name, ExecutionState.APPROVED)
         decision = decide(
             GateFacts(
                 mode=self.mode,
-                action=action.name,
-                target=plan.target,
-                risk=risk,
-                kill_switch_on=self.store.controls.kill_switch(action.name),
+                action=name,
+                target=target,
+                risk=attempt.risk,
+                kill_switch_on=self.store.controls.kill_switch(name),
                 approved=approval is not None,
-                last_applied_at=self.store.executions.last_applied_at(action.name, plan.target),
+                last_applied_at=self.store.executions.last_applied_at(name, target),
                 cooldown_seconds=self.cooldown_seconds,
                 now=time.time(),
             )
         )
-        self._log(
-            incident,
-            action.name,
-            plan.target,
-            ExecutionState.PLANNED,
-            risk,
-            plan.summary,
-            plan=plan,
-        )
-        if decision.verdict is Verdict.SKIP:
-            self._log(
-                incident,
-                action.name,
-                plan.target,
-                ExecutionState.SKIPPED,
-                risk,
-                decision.reason,
-                plan=plan,
-                once=False,
-            )
-            return Remediation(incident.id, "skipped", decision.reason, action.name)
-        if decision.verdict is Verdict.DRY_RUN:
-            self._log(
-                incident,
-                action.name,
-                plan.target,
-                ExecutionState.DRY_RUN,
-                risk,
-                decision.reason,
-                plan=plan,
-            )
-            return Remediation(incident.id, "dry_run", decision.reason, action.name)
-        if decision.verdict is Verdict.AWAIT_APPROVAL:
-            self._log(
-                incident,
-                action.name,
-                plan.target,
-                ExecutionState.AWAITING_APPROVAL,
-                risk,
-                decision.reason,
-                plan=plan,
-            )
-            self.store.incidents.advance(
-                incident.id, [IncidentStatus.OPEN], IncidentStatus.AWAITING_APPROVAL
-            )
-            return Remediation(incident.id, "awaiting_approval", decision.reason, action.name)
+        attempt.log(ExecutionState.PLANNED, attempt.plan.summary)
+        if decision.verdict is not Verdict.APPLY:
+            state, outcome = _HELD[decision.verdict]
+            # A skip (cooldown, kill switch) may recur on a later try; the others happen once.
+            attempt.log(state, decision.reason, once=decision.verdict is not Verdict.SKIP)
+            if decision.verdict is Verdict.AWAIT_APPROVAL:
+                self.store.incidents.advance(
+                    incident.id, [IncidentStatus.OPEN], IncidentStatus.AWAITING_APPROVAL
+                )
+            return Remediation(incident.id, outcome, decision.reason, name)
         if not self.store.incidents.advance(incident.id, _STARTABLE, IncidentStatus.REMEDIATING):
             return Remediation(incident.id, "noop", "another remediation took this incident")
-        claim = self._log(
-            incident,
-            action.name,
-            plan.target,
-            ExecutionState.APPLYING,
-            risk,
-            decision.reason,
-            plan=plan,
-        )
+        claim = attempt.log(ExecutionState.APPLYING, decision.reason)
         if claim is None:  # a concurrent delivery claimed it between our read and our insert
-            claimed = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
-            return self._resume(incident, action, claimed)
-        return self._apply(incident, action, plan, claim)
+            claimed = self.store.executions.step(incident.id, name, ExecutionState.APPLYING)
+            return self._resume(incident, attempt.action, claimed)
+        return self._apply(attempt)
 
     def _resume(self, incident: Incident, action: Action, claim: Execution) -> Remediation:
         applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
@@ -173,24 +135,14 @@ class Executor:
                 applied.id,
                 applied.created_at,
             )
-        plan = Plan(action.name, claim.target, claim.params, claim.undo or {}, claim.reason)
         log.warning("remediation.resumed", incident_id=incident.id, action=action.name)
-        return self._apply(incident, action, plan, claim)
+        return self._apply(Attempt.from_claim(self.store, ACTOR, incident, action, claim))
 
-    def _apply(
-        self, incident: Incident, action: Action, plan: Plan, claim: Execution
-    ) -> Remediation:
+    def _apply(self, attempt: Attempt) -> Remediation:
+        incident, action, plan = attempt.incident, attempt.action, attempt.plan
         if self.store.controls.kill_switch(action.name):  # read again, right before the change
-            self._log(
-                incident,
-                action.name,
-                plan.target,
-                ExecutionState.SKIPPED,
-                claim.risk,
-                f"kill switch is on for {action.name}",
-                plan=plan,
-                once=False,
-            )
+            reason = f"kill switch is on for {action.name}"
+            attempt.log(ExecutionState.SKIPPED, reason, once=False)
             self.store.incidents.advance(
                 incident.id, [IncidentStatus.REMEDIATING], IncidentStatus.OPEN
             )
@@ -199,27 +151,9 @@ class Executor:
             result = action.apply(plan)
         except Exception as error:
             log.exception("remediation.apply_failed", incident_id=incident.id, action=action.name)
-            self._log(
-                incident,
-                action.name,
-                plan.target,
-                ExecutionState.FAILED,
-                claim.risk,
-                f"apply failed: {error}",
-                plan=plan,
-                once=False,
-            )
+            attempt.log(ExecutionState.FAILED, f"apply failed: {error}", once=False)
             return self._escalate(incident, f"{action.name} failed to apply: {error}")
-        applied = self._log(
-            incident,
-            action.name,
-            plan.target,
-            ExecutionState.APPLIED,
-            claim.risk,
-            plan.summary,
-            plan=plan,
-            result=result,
-        )
+        applied = attempt.log(ExecutionState.APPLIED, plan.summary, result=result)
         if applied is None:
             applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
         self.store.incidents.advance(
@@ -233,37 +167,23 @@ class Executor:
         )
 
     def _escalate(self, incident: Incident, reason: str) -> Remediation:
-        self._log(incident, "escalate", incident.target, ExecutionState.SKIPPED, Risk.LOW, reason)
+        self.store.executions.record(
+            incident_id=incident.id,
+            action="escalate",
+            target=incident.target,
+            state=ExecutionState.SKIPPED,
+            risk=Risk.LOW,
+            actor=ACTOR,
+            reason=reason,
+        )
         self.store.incidents.advance(incident.id, _STARTABLE, IncidentStatus.ESCALATED)
         log.warning("incident.escalated", incident_id=incident.id, reason=reason)
         return Remediation(incident.id, "escalated", reason)
 
-    def _log(
-        self,
-        incident: Incident,
-        action: str,
-        target: str,
-        state: ExecutionState,
-        risk: Risk,
-        reason: str,
-        *,
-        plan: Plan | None = None,
-        result: dict[str, Any] | None = None,
-        once: bool = True,
-    ) -> Execution | None:
-        return self.store.executions.record(
-            incident_id=incident.id,
-            action=action,
-            target=target,
-            state=state,
-            risk=risk,
-            actor=ACTOR,
-            reason=reason,
-            params=plan.params if plan else None,
-            undo=plan.undo if plan else None,
-            result=result,
-            once=once,
-        )
 
-
+_HELD = {
+    Verdict.SKIP: (ExecutionState.SKIPPED, "skipped"),
+    Verdict.DRY_RUN: (ExecutionState.DRY_RUN, "dry_run"),
+    Verdict.AWAIT_APPROVAL: (ExecutionState.AWAITING_APPROVAL, "awaiting_approval"),
+}
 _RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
