@@ -1,4 +1,4 @@
-"""The ``selfmend`` command: demo, status, incidents, approve, kill-switch, db upgrade.
+"""The ``selfmend`` command: demo, status, incidents, patterns, approve, kill-switch, db upgrade.
 
 Every command but ``demo`` talks to the store only. ``demo`` is the one place that starts Celery
 in this process, so it imports ``workers`` when it runs, never at import.
@@ -88,6 +88,20 @@ def incidents(
             str(incident.severity),
             str(incident.status),
             incident.root_cause or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def patterns() -> None:
+    """The patterns in use: the built-in catalogue with SELFMEND_PATTERNS_FILE laid over it."""
+    from selfmend.system import System
+
+    table = Table("pattern", "condition", "severity", "fix", "why")
+    for pattern in System.from_settings(Settings()).patterns:
+        fix = pattern.action.describe() if pattern.action else "escalate"
+        table.add_row(
+            pattern.name, pattern.condition.describe(), pattern.severity, fix, pattern.why
         )
     console.print(table)
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     push_batch_size: int = Field(500, ge=1)
     push_flush_seconds: float = Field(1.0, gt=0)
     series_shards: int = Field(1, ge=1, description="analyze fans out over this many shards.")
+    patterns_file: Path | None = Field(
+        None, description="TOML file of user patterns, laid over the built-in catalogue."
+    )
 
     @field_validator(
         "monitor_redis_urls", "monitor_postgres_urls", "prometheus_targets", mode="before"

@@ -82,6 +82,15 @@ def series_key(name: str, labels: Mapping[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
+_LABEL = re.compile(r'([^=,]+)="([^"]*)"')
+
+
+def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
+    """The name and labels of a key made by ``series_key`` (a value holding ``"`` is cut short)."""
+    name, _, inner = key.partition("{")
+    return name, dict(_LABEL.findall(inner))
+
+
 class Sample(BaseModel):
     """One measurement of one series. ``ts`` is seconds since the epoch."""
 

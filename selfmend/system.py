@@ -20,8 +20,9 @@ from selfmend.collect.push import PushBuffer, PushCollector, RedisPushBuffer, St
 from selfmend.collect.redis import RedisCollector
 from selfmend.config import Settings
 from selfmend.detect.analyze import Analyzer, DetectorSettings
-from selfmend.detect.patterns import BUILTIN_PATTERNS, Pattern
-from selfmend.errors import ConfigurationError
+from selfmend.detect.catalogue import BUILTIN_PATTERNS, with_user_patterns
+from selfmend.detect.pattern_file import check_actions, read_patterns
+from selfmend.detect.patterns import Pattern
 from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
 from selfmend.remedy.actions.set_control import SetControl
 from selfmend.remedy.catalogue import Catalogue
@@ -51,9 +52,18 @@ class System:
 
     @classmethod
     def from_settings(cls, settings: Settings, **parts: Any) -> System:
+        """Build the system; a bad pattern stops the start here, naming what to fix.
+
+        The user's patterns file (``SELFMEND_PATTERNS_FILE``) is laid over the built-in patterns
+        unless ``patterns`` are given; it is checked either way.
+        """
+        user = read_patterns(settings.patterns_file) if settings.patterns_file else ()
+        parts.setdefault("patterns", with_user_patterns(BUILTIN_PATTERNS, user))
         system = cls(settings, Store.from_url(settings.resolved_store_url), **parts)
         system.pull_collectors = system._pull_collectors()
-        system._check_patterns()
+        known = system.catalogue.names()
+        check_actions(user, known, source=str(settings.patterns_file))
+        check_actions(system.patterns, known, source="patterns in use")
         return system
 
     def _pull_collectors(self) -> list[Collector]:
@@ -63,15 +73,6 @@ class System:
         if self.celery_probe is not None:
             collectors.append(CeleryCollector(self.celery_probe))
         return collectors
-
-    def _check_patterns(self) -> None:
-        """Refuse, at start, a pattern whose action is not in the catalogue (naming both)."""
-        for pattern in self.patterns:
-            if pattern.action and pattern.action.name not in self.catalogue:
-                raise ConfigurationError(
-                    f"pattern {pattern.name}: action {pattern.action.name!r} is unknown; "
-                    f"known actions: {', '.join(self.catalogue.names())}"
-                )
 
     @cached_property
     def catalogue(self) -> Catalogue:

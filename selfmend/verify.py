@@ -1,9 +1,11 @@
 """The verify stage: re-measure the incident's series after the fix settled, and judge.
 
-Fixed means the whole hold window after the settle delay is back in band: the pattern's
-condition no longer holds over those samples (or, for a detector incident, every sample lies in
-the band the detector knew before the fault). Not fixed rolls the action back. Too early returns
-``NotYet`` with the seconds to wait: the task reschedules itself, a worker never sleeps.
+Fixed means the whole hold window after the settle delay is back in band: no metric condition
+of the pattern that reads the incident's series holds over those samples (in a composite, the
+other series are context, not the symptom being fixed), or, for a detector incident, every
+sample lies in the band the detector knew before the fault. Not fixed rolls the action back.
+Too early returns ``NotYet`` with the seconds to wait: the task reschedules itself, a worker
+never sleeps.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import structlog
 
 from selfmend.detect.analyze import ANOMALY_PATTERN
-from selfmend.detect.patterns import MetricCondition, Pattern
+from selfmend.detect.patterns import Pattern
 from selfmend.models import ExecutionState, IncidentStatus, Verdict
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
@@ -93,20 +95,24 @@ class Verifier:
                 Verdict.NOT_FIXED,
                 {"samples": len(points), "reason": "no fresh measurements"},
             )
-        verdict, after = self._in_band(incident, [value for _, value in points])
+        verdict, after = self._in_band(incident, points)
         return self._judge(incident, remediation, verdict, after)
 
-    def _in_band(self, incident: Incident, values: list[float]) -> tuple[Verdict, dict[str, Any]]:
+    def _in_band(
+        self, incident: Incident, points: list[tuple[float, float]]
+    ) -> tuple[Verdict, dict[str, Any]]:
         if incident.pattern == ANOMALY_PATTERN:
             low, high = incident.evidence["band"]
-            outside = sum(not low <= value <= high for value in values)
+            outside = sum(not low <= value <= high for _, value in points)
             verdict = Verdict.FIXED if outside == 0 else Verdict.NOT_FIXED
-            return verdict, {"samples": len(values), "outside_band": outside, "band": [low, high]}
-        condition = self.patterns[incident.pattern].condition
-        assert isinstance(condition, MetricCondition)
-        value = condition.aggregate_of(values)
-        verdict = Verdict.NOT_FIXED if condition.holds(value) else Verdict.FIXED
-        return verdict, {"samples": len(values), "value": value, "condition": condition.describe()}
+            return verdict, {"samples": len(points), "outside_band": outside, "band": [low, high]}
+        # Every metric condition of the pattern that reads the incident's series must clear.
+        metrics = self.patterns[incident.pattern].condition.metric_conditions()
+        judged = {c.describe(): c for c in metrics if c.selects(incident.series_key or "")}
+        values = {text: c.aggregate_of(points) for text, c in judged.items()}
+        holding = [text for text, c in judged.items() if c.holds(values[text])]
+        verdict = Verdict.FIXED if judged and not holding else Verdict.NOT_FIXED
+        return verdict, {"samples": len(points), "values": values, "still_holding": holding}
 
     def _judge(
         self, incident: Incident, remediation: Remediation, verdict: Verdict, after: dict[str, Any]

@@ -17,7 +17,7 @@ from selfmend.client import Client
 from selfmend.config import Settings
 from selfmend.demo.simapp import FAULT_PATTERNS, SimulatedShop
 from selfmend.demo.timeline import FaultRow, compressed, false_incidents, fault_rows
-from selfmend.detect.patterns import BUILTIN_PATTERNS
+from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.system import System
 
 

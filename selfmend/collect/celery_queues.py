@@ -10,6 +10,9 @@ from typing import Protocol
 from selfmend.collect.base import samples_at
 from selfmend.models import Sample
 
+SERIES = ("celery.queue_depth", "celery.active_tasks")
+"""Every series this collector emits."""
+
 
 class CeleryProbe(Protocol):
     def queue_depths(self) -> dict[str, int]:

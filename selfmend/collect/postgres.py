@@ -1,4 +1,6 @@
-"""PostgreSQL collector: connections by state, buffer cache hit ratio, longest running query."""
+"""PostgreSQL collector: connections by state, the oldest query, transaction and lock wait in
+``pg_stat_activity``, cache, deadlock and temp-file counters of ``pg_stat_database``, and the
+cluster's connection use, transaction-id age, replication lag and dead tuples."""
 
 from __future__ import annotations
 
@@ -9,18 +11,55 @@ from selfmend.collect.base import samples_at
 from selfmend.models import Sample
 from selfmend.store.engine import make_engine
 
+SERIES = (
+    "postgres.connections",
+    "postgres.connections_by_state",
+    "postgres.connection_utilization",
+    "postgres.longest_query_seconds",
+    "postgres.longest_transaction_seconds",
+    "postgres.longest_idle_in_transaction_seconds",
+    "postgres.lock_waits",
+    "postgres.cache_hit_ratio",
+    "postgres.deadlocks_total",
+    "postgres.temp_bytes_total",
+    "postgres.xid_age",
+    "postgres.replication_lag_seconds",
+    "postgres.dead_tuple_ratio",
+)
+"""Every series this collector emits (some only where there is something to measure)."""
+
 CONNECTIONS = text("""
     SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity
     WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1
 """)
-CACHE_HIT_RATIO = text("""
-    SELECT blks_hit::float8 / nullif(blks_hit + blks_read, 0) FROM pg_stat_database
-    WHERE datname = current_database()
-""")
-LONGEST_QUERY = text("""
-    SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)::float8
+# Client backends only: a long autovacuum is not a stuck query.
+ACTIVITY = text("""
+    SELECT
+        coalesce(max(extract(epoch FROM clock_timestamp() - query_start))
+            FILTER (WHERE state = 'active'), 0)::float8,
+        coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8,
+        coalesce(max(extract(epoch FROM clock_timestamp() - state_change))
+            FILTER (WHERE state LIKE 'idle in transaction%'), 0)::float8,
+        count(*) FILTER (WHERE wait_event_type = 'Lock')
     FROM pg_stat_activity
-    WHERE state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+        AND backend_type = 'client backend'
+""")
+DATABASE = text("""
+    SELECT blks_hit::float8 / nullif(blks_hit + blks_read, 0), deadlocks, temp_bytes
+    FROM pg_stat_database WHERE datname = current_database()
+""")
+CLUSTER = text("""
+    SELECT
+        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::float8
+            / current_setting('max_connections')::float8,
+        (SELECT max(age(datfrozenxid)) FROM pg_database)::float8,
+        (SELECT extract(epoch FROM max(replay_lag)) FROM pg_stat_replication)::float8
+""")
+# Small tables churn through dead tuples harmlessly: only tables of 10,000 rows or more count.
+DEAD_TUPLES = text("""
+    SELECT max(n_dead_tup::float8 / (n_live_tup + n_dead_tup)) FROM pg_stat_user_tables
+    WHERE n_live_tup + n_dead_tup >= 10000
 """)
 
 
@@ -34,15 +73,28 @@ class PostgresCollector:
     def collect(self) -> list[Sample]:
         with self.engine.connect() as connection:
             by_state = dict(connection.execute(CONNECTIONS).all())
-            hit_ratio = connection.execute(CACHE_HIT_RATIO).scalar()
-            longest = connection.execute(LONGEST_QUERY).scalar_one()
+            longest_query, longest_transaction, longest_idle, lock_waits = connection.execute(
+                ACTIVITY
+            ).one()
+            hit_ratio, deadlocks, temp_bytes = connection.execute(DATABASE).one()
+            utilization, xid_age, replication_lag = connection.execute(CLUSTER).one()
+            dead_tuple_ratio = connection.execute(DEAD_TUPLES).scalar()
         labels = {"database": self.database}
         samples = samples_at(
             None,
             {
                 "postgres.connections": sum(by_state.values()),
+                "postgres.connection_utilization": utilization,
+                "postgres.longest_query_seconds": longest_query,
+                "postgres.longest_transaction_seconds": longest_transaction,
+                "postgres.longest_idle_in_transaction_seconds": longest_idle,
+                "postgres.lock_waits": lock_waits,
                 "postgres.cache_hit_ratio": hit_ratio,
-                "postgres.longest_query_seconds": longest,
+                "postgres.deadlocks_total": deadlocks,
+                "postgres.temp_bytes_total": temp_bytes,
+                "postgres.xid_age": xid_age,
+                "postgres.replication_lag_seconds": replication_lag,
+                "postgres.dead_tuple_ratio": dead_tuple_ratio,
             },
             labels,
         )

@@ -26,13 +26,10 @@ class FaultRow:
 
 def compressed(patterns: tuple[Pattern, ...], factor: float) -> tuple[Pattern, ...]:
     """The same patterns with windows ``factor`` times shorter: demo time runs faster."""
-    result = []
-    for pattern in patterns:
-        condition = pattern.condition.model_copy(
-            update={"window": pattern.condition.window / factor}
-        )
-        result.append(pattern.model_copy(update={"condition": condition}))
-    return tuple(result)
+    return tuple(
+        pattern.model_copy(update={"condition": pattern.condition.compressed(factor)})
+        for pattern in patterns
+    )
 
 
 def fault_rows(

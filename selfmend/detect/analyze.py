@@ -16,8 +16,8 @@ import numpy as np
 import structlog
 
 from selfmend.detect.mad import RollingMAD
-from selfmend.detect.patterns import LogCondition, Match, MetricCondition, Pattern
-from selfmend.models import Anomaly, ExecutionState, IncidentStatus, Severity, series_key
+from selfmend.detect.patterns import LogCondition, Match, Pattern
+from selfmend.models import Anomaly, ExecutionState, IncidentStatus, Severity
 from selfmend.store import Store
 from selfmend.store.incidents import Incident
 from selfmend.store.samples import SeriesCursor
@@ -56,7 +56,7 @@ class Analyzer:
         self.patterns = {pattern.name: pattern for pattern in patterns}
         self.detector = detector
         self._pattern_series = {
-            p.condition.series for p in patterns if isinstance(p.condition, MetricCondition)
+            metric.series for p in patterns for metric in p.condition.metric_conditions()
         }
 
     def run(self, now: float | None = None, shard: int = 0, shards: int = 1) -> AnalyzeReport:
@@ -90,15 +90,8 @@ class Analyzer:
             if not lines:
                 return []
             return [Match(pattern, LOG_TARGET, float(len(lines)), {"lines": lines[:5]})]
-        windows = self.store.samples.windows_by_name(condition.series, now - condition.window)
-        found = []
-        for key, points in windows.items():
-            if condition.labels and not _labels_match(key, condition):
-                continue
-            value = condition.evaluate(points, now)
-            if value is not None and condition.holds(value):
-                found.append(Match(pattern, key, value, {"value": value, "points": len(points)}))
-        return found
+        held = condition.holding(self.store.samples.windows_by_name, now)
+        return [Match(pattern, key, value, {"value": value}) for key, value in held.items()]
 
     def _matching_logs(self, condition: LogCondition, now: float) -> list[str]:
         regex = re.compile(condition.regex, re.IGNORECASE)
@@ -213,9 +206,3 @@ def _runs(anomalous: np.ndarray, run: int, length: int) -> tuple[int, bool]:
         run = run + 1 if hit else 0
         crossed = crossed or run == length
     return run, crossed
-
-
-def _labels_match(key: str, condition: MetricCondition) -> bool:
-    return key == series_key(condition.series, condition.labels) or all(
-        f'{name}="{value}"' in key for name, value in condition.labels.items()
-    )

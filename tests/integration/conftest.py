@@ -37,7 +37,8 @@ os.environ.update(
 
 from selfmend.config import Settings  # noqa: E402
 from selfmend.demo.timeline import compressed  # noqa: E402
-from selfmend.detect.patterns import BUILTIN_PATTERNS, Pattern  # noqa: E402
+from selfmend.detect.catalogue import BUILTIN_PATTERNS  # noqa: E402
+from selfmend.detect.patterns import Pattern  # noqa: E402
 from selfmend.store import Store  # noqa: E402
 from selfmend.system import System  # noqa: E402
 

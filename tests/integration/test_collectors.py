@@ -13,9 +13,11 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from selfmend.collect.celery_queues import CeleryCollector
+from selfmend.collect.postgres import SERIES as POSTGRES_SERIES
 from selfmend.collect.postgres import PostgresCollector
 from selfmend.collect.prometheus import PrometheusCollector
 from selfmend.collect.push import PushCollector, RedisPushBuffer
+from selfmend.collect.redis import SERIES as REDIS_SERIES
 from selfmend.collect.redis import RedisCollector
 from selfmend.models import Sample, series_key
 from tests.integration.conftest import POSTGRES, REDIS, wait_for
@@ -50,6 +52,9 @@ def test_redis_collector_measures_hit_ratio_memory_and_clients():
     assert samples["redis.connected_clients"].value >= 7
     assert samples["redis.ops_per_sec"].value >= 0
     assert samples["redis.hit_ratio"].labels == {"instance": "127.0.0.1:6379"}
+    assert samples["redis.rdb_last_bgsave_ok"].value in (0.0, 1.0)
+    assert samples["redis.mem_fragmentation_ratio"].value > 0
+    assert set(samples) <= set(REDIS_SERIES)
     for client in [app, *extra]:
         client.close()
 
@@ -92,6 +97,13 @@ def test_postgres_collector_counts_connections_by_state_and_the_longest_query(
     assert value("postgres.connections") >= 4
     assert 1.0 <= value("postgres.longest_query_seconds") < 3.5
     assert 0.0 <= value("postgres.cache_hit_ratio") <= 1.0
+    assert 1.0 <= value("postgres.longest_idle_in_transaction_seconds") < 3.5
+    assert value("postgres.longest_transaction_seconds") >= 1.0
+    assert value("postgres.lock_waits") == 0
+    assert value("postgres.deadlocks_total") == 0
+    assert 0.0 < value("postgres.connection_utilization") <= 1.0
+    assert value("postgres.xid_age") > 0
+    assert {sample.series for sample in samples.values()} <= set(POSTGRES_SERIES)
 
 
 @pytest.fixture

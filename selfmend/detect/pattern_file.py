@@ -1,0 +1,104 @@
+"""Pattern files: TOML documents of ``[[patterns]]`` tables, validated into ``Pattern``s.
+
+The built-in catalogue and the user's patterns file are read by the same code, so both pass the
+same checks, and the first error names the file, the pattern (by name, else by index) and the
+field. Which actions exist is for the running system to say, so it calls ``check_actions``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from selfmend.detect.patterns import CONDITION_TAGS, Pattern
+from selfmend.errors import ConfigurationError
+
+TABLE = "patterns"
+
+
+def read_patterns(path: Path) -> tuple[Pattern, ...]:
+    """The patterns of a TOML file, in the file's order."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigurationError(
+            f"{path}: cannot read the patterns file: {error.strerror}"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"{path}: is not valid TOML: {error}") from None
+    return parse_patterns(document, str(path))
+
+
+def parse_patterns(document: dict[str, Any], source: str) -> tuple[Pattern, ...]:
+    """The patterns of a parsed document; ``source`` says where it came from in errors."""
+    unknown = sorted(set(document) - {TABLE})
+    if unknown:
+        raise ConfigurationError(
+            f"{source}: {unknown[0]}: is not a known key; the file holds [[{TABLE}]] tables only"
+        )
+    entries = document.get(TABLE, [])
+    if not isinstance(entries, list):
+        raise ConfigurationError(f"{source}: {TABLE}: must be an array of tables, [[{TABLE}]]")
+    patterns = tuple(_pattern(entry, index, source) for index, entry in enumerate(entries))
+    _refuse_repeated_names(patterns, source)
+    return patterns
+
+
+def check_actions(patterns: Iterable[Pattern], known: Collection[str], source: str) -> None:
+    """Refuse a pattern whose action is not one of ``known``, naming both and the known ones."""
+    for pattern in patterns:
+        if pattern.action is not None and pattern.action.name not in known:
+            raise ConfigurationError(
+                f"{source}: pattern {pattern.name!r}: action.name: unknown action "
+                f"{pattern.action.name!r}; known actions: {', '.join(sorted(known))}"
+            )
+
+
+def _pattern(entry: Any, index: int, source: str) -> Pattern:
+    try:
+        return Pattern.model_validate(entry)
+    except ValidationError as error:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        where = f"pattern {name!r} ({TABLE}[{index}])" if name else f"{TABLE}[{index}]"
+        first = error.errors()[0]
+        raise ConfigurationError(f"{source}: {where}: {_field(first)}: {_problem(first)}") from None
+
+
+def _field(error: ErrorDetails) -> str:
+    """The field as written in the file: ``condition.of[1].window``, without the tag pydantic
+    adds to say which kind of condition it validated against."""
+    loc = list(error["loc"])
+    if loc[:1] == ["condition"] and len(loc) > 1 and loc[1] in CONDITION_TAGS:
+        del loc[1]
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return path.lstrip(".") or "pattern"
+
+
+def _problem(error: ErrorDetails) -> str:
+    if error["type"] == "missing":
+        return "is required"
+    if error["type"] == "extra_forbidden":
+        return "is not a known key"
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    message = error["msg"][:1].lower() + error["msg"][1:]
+    given = error["input"]
+    if isinstance(given, str | int | float | bool):
+        return f"{message}; got {given!r}"
+    return message
+
+
+def _refuse_repeated_names(patterns: tuple[Pattern, ...], source: str) -> None:
+    first_index: dict[str, int] = {}
+    for index, pattern in enumerate(patterns):
+        if pattern.name in first_index:
+            raise ConfigurationError(
+                f"{source}: pattern {pattern.name!r} ({TABLE}[{index}]): name: is already "
+                f"given by {TABLE}[{first_index[pattern.name]}]"
+            )
+        first_index[pattern.name] = index
