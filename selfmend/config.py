@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from selfmend.detect.choice import DetectorChoice
+
 Mode = Literal["observe", "dry_run", "auto"]
 
 CommaList = Annotated[list[str], NoDecode]
@@ -44,9 +46,21 @@ class Settings(BaseSettings):
     )
     verify_min_samples: int = Field(3, ge=1)
     cooldown_seconds: float = Field(600.0, ge=0, description="Per (action, target).")
-    detector_window: int = Field(120, ge=8, description="Points the rolling median/MAD keeps.")
-    detector_threshold: float = Field(0.99, gt=0, lt=1, description="Score that is an anomaly.")
-    anomaly_min_points: int = Field(3, ge=1, description="Consecutive anomalies for an incident.")
+    detectors: list[DetectorChoice] = Field(
+        default_factory=list,
+        description="Detectors by series-name glob, a JSON list; the default detector elsewhere.",
+    )
+    anomaly_clear_points: int = Field(
+        3, ge=1, description="Latest points back in the band that resolve a detector's incident."
+    )
+    incident_group_seconds: float = Field(
+        300.0, ge=0, description="Signals on related series this close join one incident."
+    )
+    root_cause_tolerance_seconds: float = Field(
+        60.0, ge=0, description="Head start per dependency layer when ranking the root cause."
+    )
+    flap_window_seconds: float = Field(3600.0, gt=0, description="Reopens counted over this.")
+    flap_reopens: int = Field(3, ge=1, description="Reopens in the window that mean flapping.")
     max_clock_skew_seconds: float = Field(300.0, gt=0)
     push_batch_size: int = Field(500, ge=1)
     push_flush_seconds: float = Field(1.0, gt=0)

@@ -19,15 +19,17 @@ from selfmend.collect.prometheus import PrometheusCollector
 from selfmend.collect.push import PushBuffer, PushCollector, RedisPushBuffer, StorePushBuffer
 from selfmend.collect.redis import RedisCollector
 from selfmend.config import Settings
-from selfmend.detect.analyze import Analyzer, DetectorSettings
+from selfmend.detect.analyze import Analyzer, AnalyzeSettings
 from selfmend.detect.catalogue import BUILTIN_PATTERNS, with_user_patterns
 from selfmend.detect.pattern_file import check_actions, read_patterns
 from selfmend.detect.patterns import Pattern
 from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
 from selfmend.remedy.actions.set_control import SetControl
+from selfmend.remedy.actions.task_alias import TaskAlias, TaskRegistry
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Executor
 from selfmend.store import Store
+from selfmend.store.task_aliases import TaskAliasStore
 from selfmend.verify import Verifier
 
 log = structlog.get_logger(__name__)
@@ -48,6 +50,7 @@ class System:
     patterns: tuple[Pattern, ...] = BUILTIN_PATTERNS
     worker_pools: WorkerPools | None = None
     celery_probe: CeleryProbe | None = None
+    task_registry: TaskRegistry | None = None
     pull_collectors: list[Collector] = field(default_factory=list)
 
     @classmethod
@@ -76,7 +79,8 @@ class System:
 
     @cached_property
     def catalogue(self) -> Catalogue:
-        return Catalogue([SetControl(self.store.controls), CeleryPool(self.worker_pools)])
+        aliases = TaskAlias(TaskAliasStore(self.store.controls), self.task_registry)
+        return Catalogue([SetControl(self.store.controls), CeleryPool(self.worker_pools), aliases])
 
     @cached_property
     def push(self) -> PushCollector:
@@ -88,12 +92,14 @@ class System:
 
     @cached_property
     def analyzer(self) -> Analyzer:
-        detector = DetectorSettings(
-            window=self.settings.detector_window,
-            threshold=self.settings.detector_threshold,
-            min_points=self.settings.anomaly_min_points,
+        settings = AnalyzeSettings(
+            detectors=tuple(self.settings.detectors),
+            clear_points=self.settings.anomaly_clear_points,
+            group_seconds=self.settings.incident_group_seconds,
+            root_cause_tolerance=self.settings.root_cause_tolerance_seconds,
+            flap_seconds=self.settings.flap_window_seconds,
         )
-        return Analyzer(self.store, self.patterns, detector)
+        return Analyzer(self.store, self.patterns, settings)
 
     @cached_property
     def executor(self) -> Executor:
@@ -103,6 +109,7 @@ class System:
             self.patterns,
             mode=self.settings.mode,
             cooldown_seconds=self.settings.cooldown_seconds,
+            flap_reopens=self.settings.flap_reopens,
         )
 
     @cached_property

@@ -1,4 +1,5 @@
-"""Ports of the core implemented on the Celery app: worker pools and the queue probe."""
+"""Ports of the core implemented on the Celery app: worker pools, the queue probe and the task
+registry."""
 
 from __future__ import annotations
 
@@ -37,6 +38,21 @@ class CeleryWorkerPools:
             if node not in answered:
                 errors[node] = "no reply"
         return errors
+
+
+class CeleryTaskRegistry:
+    """``TaskRegistry`` over ``inspect registered``: each node's task names, Celery's left out."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def registered(self) -> dict[str, set[str]]:
+        replies = self.app.control.inspect(timeout=REPLY_TIMEOUT).registered() or {}
+        # An entry reads "name [rate_limit=10/m]" when the task sets routing or rate options.
+        return {
+            node: {entry.split(" [", 1)[0] for entry in entries}
+            for node, entries in replies.items()
+        }
 
 
 class CeleryQueueProbe:

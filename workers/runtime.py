@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from selfmend.system import System
-from workers.control import CeleryQueueProbe, CeleryWorkerPools
+from workers.control import CeleryQueueProbe, CeleryTaskRegistry, CeleryWorkerPools
 
 _system: System | None = None
 _lock = threading.Lock()
@@ -21,6 +21,7 @@ def system() -> System:
                 app.selfmend_settings,
                 worker_pools=CeleryWorkerPools(app),
                 celery_probe=CeleryQueueProbe(app),
+                task_registry=CeleryTaskRegistry(app),
             )
         return _system
 

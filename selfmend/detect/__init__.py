@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from selfmend.detect.base import Detector
-from selfmend.detect.mad import RollingMAD
+from selfmend.detect.base import Detector, Point
+from selfmend.detect.choice import DetectorChoice, default_detector, detector_for
 
-
-def default_detector(series: str) -> Detector:
-    """The detector a series gets unless the user configured another for its name."""
-    return RollingMAD(window=120)
+__all__ = ["Detector", "DetectorChoice", "Point", "default_detector", "detector_for"]

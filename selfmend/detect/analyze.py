@@ -1,8 +1,9 @@
 """The analyze stage: new points through the detectors, recent windows through the patterns.
 
 A series that some pattern names is judged by that pattern (its anomalies are stored, not made
-incidents); the detector opens incidents for every other series. Incidents whose condition has
-cleared are resolved here, and incidents a person approved are handed back for remediation.
+incidents); the detector raises signals for every other series. Signals on related series
+become one incident (``correlate``). Incidents whose condition has cleared are resolved here,
+and incidents a person approved are handed back for remediation.
 """
 
 from __future__ import annotations
@@ -15,24 +16,35 @@ from typing import Any
 import numpy as np
 import structlog
 
-from selfmend.detect.mad import RollingMAD
+from selfmend.detect.base import Detector
+from selfmend.detect.choice import DetectorChoice, choice_for
+from selfmend.detect.correlate import Signal, priority, rank, related
 from selfmend.detect.patterns import LogCondition, Match, Pattern
 from selfmend.models import Anomaly, ExecutionState, IncidentStatus, Severity
 from selfmend.store import Store
 from selfmend.store.incidents import Incident
-from selfmend.store.samples import SeriesCursor
+from selfmend.store.samples import CursorUpdate, NewPoints, SeriesCursor
 
 log = structlog.get_logger(__name__)
 
 ANOMALY_PATTERN = "anomaly"
 LOG_TARGET = "logs"
+_ACTIVE = (
+    IncidentStatus.OPEN,
+    IncidentStatus.AWAITING_APPROVAL,
+    IncidentStatus.REMEDIATING,
+    IncidentStatus.VERIFYING,
+    IncidentStatus.ESCALATED,
+)
 
 
 @dataclass(frozen=True)
-class DetectorSettings:
-    window: int = 120
-    threshold: float = 0.99
-    min_points: int = 3
+class AnalyzeSettings:
+    detectors: tuple[DetectorChoice, ...] = ()
+    clear_points: int = 3
+    group_seconds: float = 300.0
+    root_cause_tolerance: float = 60.0
+    flap_seconds: float = 3600.0
 
 
 @dataclass
@@ -41,6 +53,7 @@ class AnalyzeReport:
     points: int = 0
     anomalies: int = 0
     new_incidents: list[int] = field(default_factory=list)
+    grouped: list[int] = field(default_factory=list)
     approved: list[int] = field(default_factory=list)
     cleared: list[int] = field(default_factory=list)
 
@@ -50,11 +63,11 @@ class AnalyzeReport:
 
 class Analyzer:
     def __init__(
-        self, store: Store, patterns: tuple[Pattern, ...], detector: DetectorSettings
+        self, store: Store, patterns: tuple[Pattern, ...], settings: AnalyzeSettings
     ) -> None:
         self.store = store
         self.patterns = {pattern.name: pattern for pattern in patterns}
-        self.detector = detector
+        self.settings = settings
         self._pattern_series = {
             metric.series for p in patterns for metric in p.condition.metric_conditions()
         }
@@ -62,19 +75,12 @@ class Analyzer:
     def run(self, now: float | None = None, shard: int = 0, shards: int = 1) -> AnalyzeReport:
         now = time.time() if now is None else now
         report = AnalyzeReport()
+        signals: list[Signal] = []
         if shard == 0:  # patterns and incident upkeep read across series: one shard does them
-            for match in self.matches(now):
-                self._open(
-                    report,
-                    match.pattern.name,
-                    match.target,
-                    match.pattern.severity,
-                    match.pattern.condition.describe(),
-                    match.value,
-                    match.evidence,
-                )
             self._upkeep(report, now)
-        self._detect(report, shard, shards)
+            signals += [self._signal(match, now) for match in self.matches(now)]
+        signals += self._detect(report, shard, shards)
+        self._raise(report, signals, now)
         return report
 
     def matches(self, now: float) -> list[Match]:
@@ -101,27 +107,70 @@ class Analyzer:
             if event.level.upper() == condition.level.upper() and regex.search(event.message)
         ]
 
-    def _open(
-        self,
-        report: AnalyzeReport,
-        pattern: str,
-        target: str,
-        severity: Severity,
-        described: str,
-        value: float,
-        evidence: dict[str, Any],
-    ) -> None:
-        incident, created = self.store.incidents.open(
-            pattern=pattern,
-            target=target,
-            severity=severity,
-            series_key=None if target == LOG_TARGET else target,
-            root_cause=f"{described}: {value:g} on {target}",
-            evidence=evidence,
+    def _signal(self, match: Match, now: float) -> Signal:
+        pattern = match.pattern
+        condition = pattern.condition
+        windows = [c.window for c in condition.metric_conditions()]
+        window = condition.window if isinstance(condition, LogCondition) else max(windows)
+        return Signal(
+            pattern=pattern.name,
+            target=match.target,
+            severity=pattern.severity,
+            onset=now - window,
+            value=match.value,
+            described=condition.describe(),
+            evidence=match.evidence,
+            fixable=pattern.action is not None,
         )
-        if created:
-            report.new_incidents.append(incident.id)
-            log.info("incident.opened", incident_id=incident.id, pattern=pattern, target=target)
+
+    def _raise(self, report: AnalyzeReport, signals: list[Signal], now: float) -> None:
+        """Open an incident per group of related signals, root cause first.
+
+        A signal with an automatic fix always has its own incident: its fix is specific to its
+        pattern and target and must not wait on another's. Any other signal (a detector's alarm,
+        a pattern that only escalates) joins a related incident opened within ``group_seconds``.
+        """
+        tolerance = self.settings.root_cause_tolerance
+        recent = [
+            incident
+            for incident in self.store.incidents.with_status(_ACTIVE)
+            if incident.opened_at >= now - self.settings.group_seconds
+        ]
+        for signal in sorted(signals, key=lambda s: priority(s.onset, s.target, tolerance)):
+            host = None if signal.fixable else _host(recent, signal)
+            if host is not None:
+                if self._join(host, signal):
+                    recent[recent.index(host)] = self.store.incidents.get(host.id)
+                    report.grouped.append(host.id)
+                continue
+            incident, created = self.store.incidents.open(
+                pattern=signal.pattern,
+                target=signal.target,
+                severity=signal.severity,
+                series_key=None if signal.target == LOG_TARGET else signal.target,
+                root_cause=_root_cause(signal.member()),
+                evidence=signal.evidence | {"members": [signal.member()]},
+                reopens_since=now - self.settings.flap_seconds,
+            )
+            if created:
+                recent.append(incident)
+                report.new_incidents.append(incident.id)
+                log.info(
+                    "incident.opened",
+                    incident_id=incident.id,
+                    pattern=signal.pattern,
+                    target=signal.target,
+                )
+
+    def _join(self, incident: Incident, signal: Signal) -> bool:
+        """Add the signal to the incident's members and re-rank them; False if already there."""
+        members = _members(incident)
+        if any((m["pattern"], m["target"]) == (signal.pattern, signal.target) for m in members):
+            return False
+        ranked = rank([*members, signal.member()], self.settings.root_cause_tolerance)
+        self.store.incidents.regroup(incident.id, ranked, _root_cause(ranked[0]))
+        log.info("incident.grouped", incident_id=incident.id, target=signal.target)
+        return True
 
     def _upkeep(self, report: AnalyzeReport, now: float) -> None:
         waiting = (IncidentStatus.OPEN, IncidentStatus.ESCALATED, IncidentStatus.AWAITING_APPROVAL)
@@ -141,68 +190,98 @@ class Analyzer:
         if incident.pattern == ANOMALY_PATTERN:
             low, high = incident.evidence["band"]
             recent = self.store.samples.window(incident.target, now - 3600)
-            tail = [value for _, value in recent[-self.detector.min_points :]]
+            tail = [value for _, value in recent[-self.settings.clear_points :]]
             return not tail or any(not low <= value <= high for value in tail)
         pattern = self.patterns.get(incident.pattern)
         if pattern is None:
             return True  # a pattern removed from the catalogue: leave it to a person
         return any(match.target == incident.target for match in self._match(pattern, now))
 
-    def _detect(self, report: AnalyzeReport, shard: int, shards: int) -> None:
+    def _detect(self, report: AnalyzeReport, shard: int, shards: int) -> list[Signal]:
         cursors = self.store.samples.cursors(shard, shards)
-        points = self.store.samples.new_points(cursors)
+        points = self.store.samples.new_points(shard, shards)
+        signals: list[Signal] = []
+        updates: list[CursorUpdate] = []
+        found: list[Anomaly] = []
         for cursor in cursors:
             new = points.get(cursor.id)
-            if new:
-                self._detect_series(report, cursor, new)
+            if new is not None:
+                signal = self._detect_series(cursor, new, updates, found)
+                if signal is not None:
+                    signals.append(signal)
+                report.series += 1
+                report.points += len(new.values)
+        self.store.samples.save_analysis(updates, found)
+        report.anomalies += len(found)
+        return signals
 
     def _detect_series(
-        self, report: AnalyzeReport, cursor: SeriesCursor, new: list[tuple[float, float]]
-    ) -> None:
-        state = cursor.detector_state or {}
-        detector = (
-            RollingMAD.from_state(state["model"])
-            if "model" in state
-            else RollingMAD(window=self.detector.window)
-        )
-        band_before = detector.band()
-        timestamps = np.array([ts for ts, _ in new])
-        values = np.array([value for _, value in new])
+        self,
+        cursor: SeriesCursor,
+        new: NewPoints,
+        updates: list[CursorUpdate],
+        found: list[Anomaly],
+    ) -> Signal | None:
+        """Score the series' new points; a signal if one is an anomaly and no pattern reads it."""
+        saved = (cursor.detector_state or {}).get("model")
+        detector = self._detector(cursor, saved)
+        timestamps, values = new.timestamps, new.values
         scores = detector.score_many(timestamps, values)
-        anomalous = scores >= self.detector.threshold
-        found = [
-            Anomaly(series=cursor.key, ts=ts, value=value, score=score, detector=detector.name)
-            for ts, value, score, hit in zip(timestamps, values, scores, anomalous, strict=True)
-            if hit
-        ]
-        self.store.samples.insert_anomalies(cursor.id, found)
-        run, crossed = _runs(anomalous, state.get("run", 0), self.detector.min_points)
-        if crossed and band_before is not None and cursor.name not in self._pattern_series:
-            self._open(
-                report,
-                ANOMALY_PATTERN,
-                cursor.key,
-                Severity.MEDIUM,
-                f"{detector.name} score ≥ {self.detector.threshold:g} for "
-                f"{self.detector.min_points} points",
-                float(values[-1]),
-                {"band": list(band_before)},
+        state = {"model": detector.to_state()}
+        updates.append(CursorUpdate(cursor.id, cursor.key, float(timestamps[-1]), state))
+        hits = np.flatnonzero(scores >= detector.threshold)
+        found += [
+            Anomaly(
+                series=cursor.key,
+                ts=timestamps[i],
+                value=values[i],
+                score=scores[i],
+                detector=detector.name,
             )
-        self.store.samples.save_cursor(
-            cursor.id, float(timestamps[-1]), {"model": detector.to_state(), "run": run}
+            for i in hits
+        ]
+        if not hits.size or cursor.name in self._pattern_series:
+            return None
+        first = hits[0]
+        before = self._detector(cursor, saved)  # the band the first anomaly fell out of
+        before.score_many(timestamps[:first], values[:first])
+        band = before.band()
+        if band is None:
+            return None
+        return Signal(
+            pattern=ANOMALY_PATTERN,
+            target=cursor.key,
+            severity=Severity.MEDIUM,
+            onset=float(timestamps[first]),
+            value=float(values[first]),
+            described=f"{detector.name} score {scores[first]:.2f} ≥ {detector.threshold:g}",
+            evidence={"band": list(band), "score": float(scores[first])},
         )
-        report.series += 1
-        report.points += len(new)
-        report.anomalies += len(found)
+
+    def _detector(self, cursor: SeriesCursor, saved: dict[str, Any] | None) -> Detector:
+        return choice_for(cursor.name, self.settings.detectors).restore(saved)
 
 
-def _runs(anomalous: np.ndarray, run: int, length: int) -> tuple[int, bool]:
-    """Continue the last batch's run of anomalous points through this batch.
+def _host(recent: list[Incident], signal: Signal) -> Incident | None:
+    """The recent incident whose members are related to the signal's series, if any."""
+    for incident in recent:
+        if any(related(member["target"], signal.target) for member in _members(incident)):
+            return incident
+    return None
 
-    Returns the run the batch ends with and whether any run reached ``length`` in it.
-    """
-    crossed = False
-    for hit in anomalous:
-        run = run + 1 if hit else 0
-        crossed = crossed or run == length
-    return run, crossed
+
+def _members(incident: Incident) -> list[dict[str, Any]]:
+    own = {
+        "pattern": incident.pattern,
+        "target": incident.target,
+        "onset": incident.opened_at,
+        "value": None,
+        "described": incident.root_cause or incident.pattern,
+    }
+    return list(incident.evidence.get("members", [own]))
+
+
+def _root_cause(member: dict[str, Any]) -> str:
+    if member["value"] is None:
+        return member["described"]
+    return f"{member['described']}: {member['value']:g} on {member['target']}"

@@ -1,28 +1,51 @@
 """The Detector protocol, after river's anomaly detectors, plus a vectorized ``score_many``.
 
-A high score is indicative of an anomaly; scores lie in [0, 1]. State is plain attributes that
+A sample carries its timestamp and value, because seasonal detectors need the time. A high
+score is indicative of an anomaly; scores lie in [0, 1]. State is plain attributes that
 round-trip through JSON (``to_state`` / ``from_state``), saved per series in the store so any
 worker resumes where the last one stopped.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 import numpy as np
+
+
+class Timed(Protocol):
+    """Anything with a time and a value: a ``Point``, or a ``selfmend.models.Sample``."""
+
+    @property
+    def ts(self) -> float: ...
+
+    @property
+    def value(self) -> float: ...
+
+
+class Point(NamedTuple):
+    ts: float
+    value: float
 
 
 class Detector(Protocol):
     name: str
 
-    def learn_one(self, ts: float, value: float) -> None:
+    @property
+    def threshold(self) -> float:
+        """The score from which a point is an anomaly."""
+
+    def learn_one(self, sample: Timed) -> None:
         """Add one point to what is normal."""
 
-    def score_one(self, ts: float, value: float) -> float:
+    def score_one(self, sample: Timed) -> float:
         """How anomalous one point is against what was learned, without learning it."""
 
     def score_many(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Score then learn each point in order: point i is scored on the points before it."""
+
+    def band(self) -> tuple[float, float] | None:
+        """The values that would not be anomalies now, or None before enough is known."""
 
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state, parameters included."""

@@ -5,98 +5,175 @@ median of the last ``window`` points, mapped to [0, 1] by a two-sided normal pro
 the spread doubled, a margin for the heavy tails real metrics have: 0.99 ≈ 5.2 robust sigmas.
 A history of whole numbers (counts) is never given a spread below half a unit, so a count that
 moves by one from a flat run is not an anomaly.
+
+The window is kept sorted as points come and go, so each point costs O(window) in the numba
+kernel rather than a sort.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from functools import lru_cache
 from typing import Any, Self
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy.special import erf
+from numba import njit
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from selfmend.detect.base import Timed
+from selfmend.detect.state import pack, unpack
 
 MAD_TO_SIGMA = 1.4826
 _SQRT8 = math.sqrt(8.0)
 
 
+class MADParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: int = Field(120, ge=8, description="Points the median and MAD are taken over.")
+    min_points: int = Field(20, ge=2, description="Points seen before any score above 0.")
+    min_spread: float = Field(1e-3, gt=0, description="Smallest spread, relative to the median.")
+    threshold: float = Field(0.99, gt=0, lt=1, description="The score that is an anomaly.")
+
+    @model_validator(mode="after")
+    def _min_points_within_window(self) -> MADParams:
+        if self.min_points > self.window:
+            raise ValueError(f"min_points ({self.min_points}) exceeds window ({self.window})")
+        return self
+
+
 class RollingMAD:
     name = "rolling_mad"
 
-    def __init__(self, window: int = 120, min_points: int = 20, min_spread: float = 1e-3) -> None:
-        if window < 8:
-            raise ValueError(f"window must be at least 8 points, got {window}")
-        if not 2 <= min_points <= window:
-            raise ValueError(
-                f"min_points must be between 2 and window ({window}), got {min_points}"
-            )
-        self.window = window
-        self.min_points = min_points
-        self.min_spread = min_spread
-        self.values: list[float] = []
+    def __init__(self, params: MADParams | None = None, **knobs: Any) -> None:
+        self.params = params or MADParams(**knobs)
+        self.values = np.zeros(0)
 
-    def learn_one(self, ts: float, value: float) -> None:
-        self.values.append(float(value))
-        del self.values[: -self.window]
+    @property
+    def threshold(self) -> float:
+        return self.params.threshold
 
-    def score_one(self, ts: float, value: float) -> float:
-        if len(self.values) < self.min_points:
-            return 0.0
+    def learn_one(self, sample: Timed) -> None:
+        self.score_many(np.array([sample.ts], float), np.array([sample.value], float))
+
+    def score_one(self, sample: Timed) -> float:
         probe = RollingMAD.from_state(self.to_state())  # one scoring path, state untouched
-        return float(probe.score_many(np.array([ts]), np.array([value]))[0])
+        return float(probe.score_many(np.array([sample.ts], float), np.array([sample.value]))[0])
 
     def score_many(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)
-        if values.size == 0:
-            return np.zeros(0)
-        known = np.asarray(self.values, dtype=float)
-        series = np.concatenate([known, values])
-        scores = np.zeros(values.size)
-        # Row j of the view is the `window` points before series[j] (NaN where none were seen).
-        padded = np.concatenate([np.full(self.window, np.nan), series])
-        histories = sliding_window_view(padded, self.window)[known.size : known.size + values.size]
-        counts = np.sum(~np.isnan(histories), axis=1)
-        ready = counts >= self.min_points
-        if ready.any():
-            ready_histories = histories[ready]
-            medians, spreads = self._centre_and_spread(ready_histories)
-            scores[ready] = self._score_array(values[ready], medians, spreads)
-        self.values = series[-self.window :].tolist()
+        p = self.params
+        scores, self.values = _run(self.values, values, p.window, p.min_points, p.min_spread)
         return scores
-
-    def _centre_and_spread(self, histories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Median and MAD per row (NaN = not seen), floored: never zero, half a unit for counts."""
-        medians = np.nanmedian(histories, axis=1)
-        spreads = np.nanmedian(np.abs(histories - medians[:, None]), axis=1)
-        integral = np.all(np.isnan(histories) | (histories % 1 == 0), axis=1)
-        spreads = np.where(integral, np.maximum(spreads, 0.5), spreads)
-        return medians, np.maximum(spreads, self.min_spread * np.maximum(1.0, np.abs(medians)))
-
-    def _score_array(
-        self, values: np.ndarray, medians: np.ndarray, spreads: np.ndarray
-    ) -> np.ndarray:
-        z = np.abs(values - medians) / (MAD_TO_SIGMA * spreads)
-        return erf(z / _SQRT8)
 
     def band(self, k: float = 5.0) -> tuple[float, float] | None:
         """The normal band, median ± k robust sigmas, once enough points are known."""
-        if len(self.values) < self.min_points:
+        if self.values.size < self.params.min_points:
             return None
-        medians, spreads = self._centre_and_spread(np.asarray([self.values], dtype=float))
-        median, width = float(medians[0]), k * MAD_TO_SIGMA * float(spreads[0])
+        ordered = np.sort(self.values)
+        median, spread = _median_and_spread(ordered, _integral(ordered), self.params.min_spread)
+        width = k * MAD_TO_SIGMA * spread
         return median - width, median + width
 
     def to_state(self) -> dict[str, Any]:
         return {
             "detector": self.name,
-            "window": self.window,
-            "min_points": self.min_points,
-            "min_spread": self.min_spread,
-            "values": list(self.values),
+            "params": self.params.model_dump(exclude_defaults=True),
+            "size": int(self.values.size),
+            "values": pack(self.values),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        detector = cls(state["window"], state["min_points"], state["min_spread"])
-        detector.values = [float(v) for v in state["values"]][-detector.window :]
+        detector = cls(_params(json.dumps(state["params"], sort_keys=True)))
+        detector.values = unpack(state["values"], state["size"])
         return detector
+
+
+def _integral(values: np.ndarray) -> bool:
+    return bool(np.all(values % 1 == 0))
+
+
+@njit(cache=True)
+def _run(history, values, window, min_points, min_spread):
+    """Score each value on the window before it, then slide it in; returns the new window."""
+    ring = np.empty(window)  # chronological, oldest at `start`
+    ordered = np.empty(window)
+    size = min(history.size, window)
+    ring[:size] = history[history.size - size :]
+    ordered[:size] = np.sort(ring[:size])
+    fractional = 0
+    for j in range(size):
+        fractional += ring[j] % 1 != 0
+    start = 0
+    scores = np.zeros(values.size)
+    for i in range(values.size):
+        v = values[i]
+        if size >= min_points:
+            median, spread = _median_and_spread(ordered[:size], fractional == 0, min_spread)
+            z = abs(v - median) / (MAD_TO_SIGMA * spread)
+            scores[i] = math.erf(z / _SQRT8)
+        if size == window:
+            oldest = ring[start]
+            fractional -= oldest % 1 != 0
+            _remove(ordered, size, oldest)
+            size -= 1
+            ring[start] = v
+            start = (start + 1) % window
+        else:
+            ring[(start + size) % window] = v
+        _insert(ordered, size, v)
+        size += 1
+        fractional += v % 1 != 0
+    chronological = np.empty(size)
+    for j in range(size):
+        chronological[j] = ring[(start + j) % window]
+    return scores, chronological
+
+
+@njit(cache=True)
+def _median_and_spread(ordered, integral, min_spread):
+    """Median and MAD of a sorted window, floored: never zero, half a unit for counts."""
+    n = ordered.size
+    median = 0.5 * (ordered[(n - 1) // 2] + ordered[n // 2])
+    # The deviations |x - median| in increasing order come from walking outwards from the
+    # middle of the sorted window: merge the two sides until the median deviation is reached.
+    left, right = (n - 1) // 2, n // 2
+    if left == right:
+        right += 1
+    lower, upper = 0.0, 0.0
+    for k in range(n // 2 + 1):
+        take_left = right >= n or (left >= 0 and median - ordered[left] <= ordered[right] - median)
+        deviation = median - ordered[left] if take_left else ordered[right] - median
+        if take_left:
+            left -= 1
+        else:
+            right += 1
+        if k == (n - 1) // 2:
+            lower = deviation
+        if k == n // 2:
+            upper = deviation
+    spread = 0.5 * (lower + upper)
+    if integral:
+        spread = max(spread, 0.5)
+    return median, max(spread, min_spread * max(1.0, abs(median)))
+
+
+@njit(cache=True)
+def _remove(ordered, size, value):
+    j = np.searchsorted(ordered[:size], value)
+    ordered[j : size - 1] = ordered[j + 1 : size]
+
+
+@njit(cache=True)
+def _insert(ordered, size, value):
+    j = np.searchsorted(ordered[:size], value)
+    ordered[j + 1 : size + 1] = ordered[j:size].copy()
+    ordered[j] = value
+
+
+@lru_cache(maxsize=64)
+def _params(text: str) -> MADParams:
+    """Parameters of saved state, validated once per distinct set rather than once per series."""
+    return MADParams.model_validate_json(text)

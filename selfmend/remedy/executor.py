@@ -60,17 +60,26 @@ class Executor:
         *,
         mode: Mode,
         cooldown_seconds: float,
+        flap_reopens: int = 3,
     ) -> None:
         self.store = store
         self.catalogue = catalogue
         self.patterns = {pattern.name: pattern for pattern in patterns}
         self.mode = mode
         self.cooldown_seconds = cooldown_seconds
+        self.flap_reopens = flap_reopens
 
     def remediate(self, incident_id: int) -> Remediation:
         incident = self.store.incidents.get(incident_id)
         if incident.status not in _STARTABLE:
             return Remediation(incident_id, "noop", f"incident is {incident.status}")
+        if incident.reopen_count >= self.flap_reopens:
+            # The fix held each time, yet the fault keeps coming back: a person must look.
+            return self._escalate(
+                incident,
+                f"flapping: {incident.pattern} on {incident.target} reopened "
+                f"{incident.reopen_count} times within the flap window",
+            )
         pattern = self.patterns.get(incident.pattern)
         if pattern is None or pattern.action is None:
             return self._escalate(incident, f"pattern {incident.pattern!r} has no automatic fix")

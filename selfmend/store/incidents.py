@@ -59,14 +59,17 @@ class IncidentStore:
         series_key: str | None,
         root_cause: str,
         evidence: dict[str, Any],
+        reopens_since: float = 0.0,
     ) -> tuple[Incident, bool]:
         """Open an incident, or return the one still open for (pattern, target).
 
+        A new incident's ``reopen_count`` is how many incidents of the same (pattern, target)
+        closed after ``reopens_since``: the remediate stage calls it flapping from a bound.
         Returns ``(incident, created)``.
         """
         now = time.time()
         open_key = f"{pattern}|{target}"
-        reopen_count = self._closed_count(pattern, target)
+        reopen_count = self._closed_count(pattern, target, reopens_since)
         try:
             with self.engine.begin() as connection:
                 new_id = connection.execute(
@@ -98,10 +101,27 @@ class IncidentStore:
                     series_key=series_key,
                     root_cause=root_cause,
                     evidence=evidence,
+                    reopens_since=reopens_since,
                 )
             return Incident.from_row(row), False
 
-    def _closed_count(self, pattern: str, target: str) -> int:
+    def regroup(self, incident_id: int, members: list[dict[str, Any]], root_cause: str) -> None:
+        """Replace the incident's members (ranked, root cause first) and its root cause."""
+        with self.engine.begin() as connection:
+            evidence = connection.execute(
+                select(incidents.c.evidence).where(incidents.c.id == incident_id)
+            ).scalar_one()
+            connection.execute(
+                update(incidents)
+                .where(incidents.c.id == incident_id)
+                .values(
+                    evidence={**evidence, "members": members},
+                    root_cause=root_cause,
+                    updated_at=time.time(),
+                )
+            )
+
+    def _closed_count(self, pattern: str, target: str, since: float) -> int:
         query = (
             select(func.count())
             .select_from(incidents)
@@ -109,6 +129,7 @@ class IncidentStore:
                 incidents.c.pattern == pattern,
                 incidents.c.target == target,
                 incidents.c.open_key.is_(None),
+                incidents.c.closed_at > since,
             )
         )
         with self.engine.connect() as connection:

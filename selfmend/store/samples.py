@@ -10,7 +10,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.models import Anomaly, LogEvent, Sample
@@ -29,6 +41,22 @@ class SeriesCursor:
     labels: dict[str, str]
     analyzed_until: float
     detector_state: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class NewPoints:
+    timestamps: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class CursorUpdate:
+    """Where a series' analysis now stands: the last point scored and the detector after it."""
+
+    series_id: int
+    key: str
+    until: float
+    state: dict[str, Any]
 
 
 class SampleStore:
@@ -118,11 +146,8 @@ class SampleStore:
 
     def windows_by_name(self, name: str, since: float) -> dict[str, list[tuple[float, float]]]:
         """Every series called ``name`` (any labels): key → ``(ts, value)`` since ``since``."""
-        query = (
-            select(series.c.key, samples.c.ts, samples.c.value)
-            .join(series, series.c.id == samples.c.series_id)
-            .where(series.c.name == name, samples.c.ts > since)
-            .order_by(series.c.key, samples.c.ts)
+        query = self._series_points(series.c.key, series.c.name == name, since).order_by(
+            series.c.key, "ts"
         )
         result: dict[str, list[tuple[float, float]]] = {}
         with self.engine.connect() as connection:
@@ -156,42 +181,76 @@ class SampleStore:
         with self.engine.connect() as connection:
             return [SeriesCursor(*row) for row in connection.execute(query.order_by(series.c.id))]
 
-    def new_points(self, cursors: Sequence[SeriesCursor]) -> dict[int, list[tuple[float, float]]]:
-        """Points each series received after its cursor, in one query."""
-        if not cursors:
-            return {}
-        ids = [cursor.id for cursor in cursors]
-        query = (
-            select(samples.c.series_id, samples.c.ts, samples.c.value)
-            .join(series, series.c.id == samples.c.series_id)
-            .where(samples.c.series_id.in_(ids), samples.c.ts > series.c.analyzed_until)
-            .order_by(samples.c.series_id, samples.c.ts)
+    def new_points(self, shard: int = 0, shards: int = 1) -> dict[int, NewPoints]:
+        """Points each series of the shard received after its cursor, in one query.
+
+        Rows are fetched as plain tuples straight into numpy: an analyze pass reads hundreds of
+        thousands of them, and building a SQLAlchemy row for each costs more than the query.
+        """
+        in_shard = series.c.id % shards == shard if shards > 1 else true()
+        query = self._series_points(series.c.id, in_shard, series.c.analyzed_until).order_by(
+            series.c.id, "ts"
         )
-        points: dict[int, list[tuple[float, float]]] = {}
         with self.engine.connect() as connection:
-            for series_id, ts, value in connection.execute(query):
-                points.setdefault(series_id, []).append((ts, value))
-        return points
+            rows = connection.execute(query).cursor.fetchall()
+        if not rows:
+            return {}
+        table = np.array(rows, dtype=float)
+        starts = np.flatnonzero(np.diff(table[:, 0], prepend=-1.0))
+        return {
+            int(table[begin, 0]): NewPoints(table[begin:end, 1], table[begin:end, 2])
+            for begin, end in zip(starts, [*starts[1:], len(table)], strict=True)
+        }
 
-    def save_cursor(self, series_id: int, analyzed_until: float, state: dict[str, Any]) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(series)
-                .where(series.c.id == series_id)
-                .values(analyzed_until=analyzed_until, detector_state=state)
+    def _series_points(self, column: Any, chosen: Any, since: Any) -> Select[Any]:
+        """``column``, ts and value of the samples after ``since`` of the series ``chosen``.
+
+        Series by series, so each reads only its own range of the (series_id, ts) index, however
+        long the table. PostgreSQL's planner would rather scan the whole samples table into a
+        hash join; LATERAL spells out the per-series read, and its OFFSET 0 keeps the planner
+        from flattening it back into that join. SQLite, which has no LATERAL, plans the plain
+        join that way already.
+        """
+        if self._postgres:
+            points = (
+                select(samples.c.ts, samples.c.value)
+                .where(samples.c.series_id == series.c.id, samples.c.ts > since)
+                .offset(0)
+                .lateral()
             )
+            return (
+                select(column, points.c.ts, points.c.value)
+                .join_from(series, points, true())
+                .where(chosen)
+            )
+        after = and_(samples.c.series_id == series.c.id, samples.c.ts > since)
+        return (
+            select(column, samples.c.ts, samples.c.value)
+            .select_from(series.join(samples, after))
+            .where(chosen)
+        )
 
-    def insert_anomalies(self, series_id: int, found: Sequence[Anomaly]) -> None:
-        if not found:
+    def save_analysis(self, cursors: Sequence[CursorUpdate], found: Sequence[Anomaly]) -> None:
+        """An analyze pass's cursors and anomalies, in one transaction: a pass that fails
+        half-way saves nothing, and the next pass scores the same points again."""
+        if not cursors:
             return
         with self.engine.begin() as connection:
             connection.execute(
-                insert(anomalies),
-                [
-                    {"series_id": series_id, **anomaly.model_dump(exclude={"series"})}
-                    for anomaly in found
-                ],
+                update(series)
+                .where(series.c.id == bindparam("series_id"))
+                .values(analyzed_until=bindparam("until"), detector_state=bindparam("state")),
+                [{"series_id": c.series_id, "until": c.until, "state": c.state} for c in cursors],
             )
+            if found:
+                ids = {c.key: c.series_id for c in cursors}
+                connection.execute(
+                    insert(anomalies),
+                    [
+                        {"series_id": ids[a.series], **a.model_dump(exclude={"series"})}
+                        for a in found
+                    ],
+                )
 
     def count(self) -> int:
         with self.engine.connect() as connection:

@@ -87,7 +87,7 @@ def settings(celery_app) -> Settings:
 def install(celery_app, worker) -> Iterator[Callable[..., System]]:
     """Build the System the worker uses for this test (fresh store tables, flushed Redis)."""
     from workers import runtime
-    from workers.control import CeleryQueueProbe, CeleryWorkerPools
+    from workers.control import CeleryQueueProbe, CeleryTaskRegistry, CeleryWorkerPools
 
     for db in (13, 14, 15):
         redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
@@ -100,6 +100,7 @@ def install(celery_app, worker) -> Iterator[Callable[..., System]]:
             patterns=patterns,
             worker_pools=CeleryWorkerPools(celery_app),
             celery_probe=CeleryQueueProbe(celery_app),
+            task_registry=CeleryTaskRegistry(celery_app),
         )
         _truncate(system.store)
         runtime.install(system)

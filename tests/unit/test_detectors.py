@@ -1,13 +1,16 @@
 """The generic checks every detector passes (after river's check suite)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 
+from selfmend.detect import Point
 from selfmend.detect.mad import RollingMAD
+from selfmend.detect.stream import StreamDetector
 
-DETECTORS = [lambda: RollingMAD(window=50)]
+DETECTORS = [lambda: RollingMAD(window=50), lambda: StreamDetector(warmup=50)]
 
 
 def series(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -22,8 +25,8 @@ def test_score_many_equals_score_then_learn_one_by_one(make):
     batch, single = make(), make()
     expected = []
     for ts, value in zip(timestamps, values, strict=True):
-        expected.append(single.score_one(ts, value))
-        single.learn_one(ts, value)
+        expected.append(single.score_one(Point(ts, value)))
+        single.learn_one(Point(ts, value))
     assert np.allclose(batch.score_many(timestamps, values), expected)
 
 
@@ -50,9 +53,20 @@ def test_learning_leaves_input_unchanged_and_scores_are_in_unit_interval(make):
 @pytest.mark.parametrize("make", DETECTORS)
 def test_spike_scores_high_and_noise_does_not(make):
     timestamps, values = series()
-    scores = make().score_many(timestamps, values)
-    assert scores[250] >= 0.99
-    assert (scores >= 0.99).sum() == 1
+    detector = make()
+    scores = detector.score_many(timestamps, values)
+    assert scores[250] >= detector.threshold
+    assert (scores >= detector.threshold).sum() == 1
+
+
+@pytest.mark.parametrize("make", DETECTORS)
+def test_band_holds_normal_values_and_not_the_spike(make):
+    timestamps, values = series()
+    detector = make()
+    detector.score_many(timestamps[:200], values[:200])
+    low, high = detector.band()
+    assert low < 10 < high
+    assert not low <= 30 <= high
 
 
 def test_counts_moving_by_one_are_not_anomalies():
@@ -60,8 +74,23 @@ def test_counts_moving_by_one_are_not_anomalies():
     assert RollingMAD(window=30).score_many(np.arange(55.0), counts).max() < 0.99
 
 
+def test_rolling_mad_matches_the_median_and_mad_of_the_window():
+    values = np.random.default_rng(3).lognormal(0, 1, 400)
+    scores = RollingMAD(window=40, min_points=40).score_many(np.arange(400.0), values)
+    for i in (40, 41, 200, 399):
+        window = values[i - 40 : i]
+        median = np.median(window)
+        spread = max(np.median(np.abs(window - median)), 1e-3 * max(1.0, median))
+        z = abs(values[i] - median) / (1.4826 * spread)
+        assert scores[i] == pytest.approx(math.erf(z / math.sqrt(8)))
+
+
 def test_bad_parameters_name_the_parameter():
     with pytest.raises(ValueError, match="window"):
         RollingMAD(window=3)
     with pytest.raises(ValueError, match="min_points"):
         RollingMAD(window=10, min_points=50)
+    with pytest.raises(ValueError, match="alarm"):
+        StreamDetector(alarm=1.5)
+    with pytest.raises(ValueError, match="bogus"):
+        StreamDetector(bogus=1)

@@ -1,0 +1,113 @@
+"""Detector throughput and one analyze pass at scale.
+
+    python -m bench.detectors [--points 1000000] [--series 10000] [--postgres URL]
+
+- ``score_many`` points/s for each statistical detector on one core (numba compiled first);
+- one analyze pass over ``--series`` series of 60 new points each, on SQLite and, with
+  ``--postgres``, on PostgreSQL: seconds for the whole pass (read cursors and points, detect,
+  save state and anomalies in one transaction), and the detector state's JSON size per series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import structlog
+from sqlalchemy import select
+
+from selfmend.config import Settings
+from selfmend.detect.mad import RollingMAD
+from selfmend.detect.stream import StreamDetector
+from selfmend.models import Sample
+from selfmend.store.tables import series as series_table
+from selfmend.system import System
+
+NEW_POINTS = 60
+HISTORY = 240
+
+
+def score_many_rate(make, points: int) -> float:
+    rng = np.random.default_rng(0)
+    timestamps = np.arange(points, dtype=float) * 15.0
+    values = rng.normal(100, 5, points)
+    make().score_many(timestamps[:1000], values[:1000])  # compile outside the timing
+    began = time.perf_counter()
+    make().score_many(timestamps, values)
+    return points / (time.perf_counter() - began)
+
+
+def fill(system: System, count: int, start: float, points: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(100, 5, (count, points))
+    for first in range(0, count, 500):
+        batch = [
+            Sample(
+                series=f"bench.metric_{i}",
+                ts=start + j * 15.0,
+                value=float(values[i, j]),
+                labels={"host": f"h{i % 50}"},
+            )
+            for i in range(first, min(first + 500, count))
+            for j in range(points)
+        ]
+        system.store.samples.insert(batch)
+
+
+def analyze_pass(store_url: str, count: int) -> tuple[float, list[int]]:
+    """Seconds for one pass over ``count`` series of 60 new points, and the state sizes."""
+    home = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
+    system = System.from_settings(Settings(home=home, store_url=store_url, mode="observe"))
+    now = time.time()
+    start = now - (HISTORY + NEW_POINTS) * 15.0
+    fill(system, count, start, HISTORY, seed=1)
+    system.analyzer.run(now=start + HISTORY * 15.0)  # every series has a saved detector
+    fill(system, count, start + HISTORY * 15.0, NEW_POINTS, seed=2)
+    began = time.perf_counter()
+    report = system.analyzer.run(now=now)
+    elapsed = time.perf_counter() - began
+    assert report.series == count and report.points == count * NEW_POINTS, report
+    with system.store.engine.connect() as connection:
+        states = connection.execute(select(series_table.c.detector_state)).scalars().all()
+    return elapsed, [len(json.dumps(state["model"])) for state in states]
+
+
+def fresh_postgres(url: str) -> str:
+    with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS selfmend_bench WITH (FORCE)")
+        connection.execute("CREATE DATABASE selfmend_bench")
+    return f"{url}/selfmend_bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--postgres", help="e.g. postgresql://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    print(
+        f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
+    for name, make in (("stream", StreamDetector), ("rolling_mad", RollingMAD)):
+        print(f"score_many {name}: {score_many_rate(make, args.points):,.0f} points/s")
+    stores = {"sqlite": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
+    if args.postgres:
+        stores["postgresql"] = fresh_postgres(args.postgres)
+    for store, url in stores.items():
+        elapsed, sizes = analyze_pass(url, args.series)
+        print(
+            f"analyze pass, {store}: {args.series:,} series x {NEW_POINTS} points in "
+            f"{elapsed:.2f} s; state {np.mean(sizes):.0f} B mean, {max(sizes)} B max"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Which detector a series gets: the user's choices by series-name pattern, else the default.
+
+A choice is ``{"series": "redis.*", "detector": "rolling_mad", "params": {"window": 60}}``
+(``SELFMEND_DETECTORS`` holds a JSON list of them); the first whose glob matches the series
+name wins. Parameters are validated when the settings load, so a typo fails at start-up with
+the choice and the field named, not on the first analyze pass.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from selfmend.detect.base import Detector
+from selfmend.detect.mad import MADParams, RollingMAD
+from selfmend.detect.stream import StreamDetector, StreamParams
+
+DETECTORS: dict[str, tuple[type[Any], type[BaseModel]]] = {
+    StreamDetector.name: (StreamDetector, StreamParams),
+    RollingMAD.name: (RollingMAD, MADParams),
+}
+
+
+class DetectorChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    series: str = Field(min_length=1, description="Glob over series names, e.g. 'postgres.*'.")
+    detector: Literal["stream", "rolling_mad"]
+    params: dict[str, Any] = Field(default_factory=dict)
+    _validated: BaseModel = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _params_are_valid(self) -> DetectorChoice:
+        _, params_model = DETECTORS[self.detector]
+        try:
+            self._validated = params_model.model_validate(self.params)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"params.{field}: {first['msg']}") from None
+        return self
+
+    def build(self) -> Detector:
+        detector_class, _ = DETECTORS[self.detector]
+        return detector_class(self._validated)
+
+    def restore(self, state: dict[str, Any] | None) -> Detector:
+        """The saved detector if it is this choice with these parameters, else a new one: a
+        changed choice starts learning anew rather than misread the old state."""
+        if not state or state.get("detector") != self.detector:
+            return self.build()
+        detector_class, _ = DETECTORS[self.detector]
+        restored = detector_class.from_state(state)
+        return restored if restored.params == self._validated else self.build()
+
+
+DEFAULT = DetectorChoice(series="*", detector=StreamDetector.name)
+
+
+def default_detector(series: str) -> Detector:
+    """The detector a series gets unless the user configured another for its name."""
+    return DEFAULT.build()
+
+
+def choice_for(series: str, choices: tuple[DetectorChoice, ...] = ()) -> DetectorChoice:
+    return next((c for c in choices if fnmatchcase(series, c.series)), DEFAULT)
+
+
+def detector_for(series: str, choices: tuple[DetectorChoice, ...] = ()) -> Detector:
+    return choice_for(series, choices).build()

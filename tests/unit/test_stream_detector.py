@@ -1,0 +1,97 @@
+"""The default detector's parts, each on a series built to need it, and its configuration."""
+
+import json
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from selfmend.detect import DetectorChoice, default_detector, detector_for
+from selfmend.detect.mad import RollingMAD
+from selfmend.detect.stream import StreamDetector
+
+FIVE_MINUTES = 300.0
+DAY = 86400.0
+
+
+def daily(days: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Five-minute samples of a daily cycle between 0 and 20, with a little noise."""
+    timestamps = np.arange(0, days * DAY, FIVE_MINUTES)
+    phase = 2 * np.pi * timestamps / DAY
+    noise = np.random.default_rng(seed).normal(0, 0.5, timestamps.size)
+    return timestamps, 10 + 10 * np.sin(phase) + noise
+
+
+def test_a_value_normal_at_noon_is_an_anomaly_at_night():
+    timestamps, values = daily(14)
+    night = int((13 * DAY + 0.75 * DAY) / FIVE_MINUTES)  # the trough of day 13
+    values[night] = 20.0  # the daily peak, at the wrong time of day
+    seasonal = StreamDetector().score_many(timestamps, values)
+    level_only = StreamDetector(seasonal=False).score_many(timestamps, values)
+    threshold = StreamDetector().threshold
+    assert seasonal[night] >= threshold
+    assert level_only[night] < threshold
+    quiet_days = slice(int(7 * DAY / FIVE_MINUTES), night)
+    assert seasonal[quiet_days].max() < threshold
+
+
+def test_a_level_shift_too_small_for_any_one_point_is_found_by_the_change_point_statistics():
+    values = np.random.default_rng(1).normal(0, 1, 1500)
+    values[1000:] += 2.0  # no single point stands out, the run of them does
+    timestamps = np.arange(1500.0)
+    with_change = StreamDetector().score_many(timestamps, values)
+    without = StreamDetector(change_point=False).score_many(timestamps, values)
+    threshold = StreamDetector().threshold
+    assert with_change[200:1000].max() < threshold
+    alarms = np.flatnonzero(with_change[1000:] >= threshold)
+    assert alarms.size and alarms[0] < 60
+    assert without[1000:1060].max() < threshold
+
+
+def test_one_event_raises_one_alarm():
+    values = np.random.default_rng(2).normal(0, 1, 600)
+    values[400:410] = 50.0  # ten extreme points in a row
+    detector = StreamDetector()
+    scores = detector.score_many(np.arange(600.0), values)
+    assert np.flatnonzero(scores >= detector.threshold).tolist() == [400]
+
+
+def test_state_of_two_weeks_fits_in_two_kilobytes_and_resumes_exactly():
+    timestamps, values = daily(14)
+    detector, whole = StreamDetector(), StreamDetector()
+    expected = whole.score_many(timestamps, values)
+    half = timestamps.size // 2
+    detector.score_many(timestamps[:half], values[:half])
+    text = json.dumps(detector.to_state())
+    assert len(text) <= 2048
+    resumed = StreamDetector.from_state(json.loads(text))
+    assert np.array_equal(resumed.score_many(timestamps[half:], values[half:]), expected[half:])
+
+
+def test_the_user_picks_a_detector_by_series_glob_and_others_keep_the_default():
+    choices = (DetectorChoice(series="redis.*", detector="rolling_mad", params={"window": 60}),)
+    chosen = detector_for("redis.memory_used", choices)
+    assert isinstance(chosen, RollingMAD)
+    assert chosen.params.window == 60
+    assert isinstance(detector_for("postgres.connections", choices), StreamDetector)
+    assert isinstance(default_detector("anything"), StreamDetector)
+
+
+def test_a_bad_choice_names_the_field():
+    with pytest.raises(ValidationError, match=r"params\.window"):
+        DetectorChoice(series="*", detector="rolling_mad", params={"window": 2})
+    with pytest.raises(ValidationError, match="detector"):
+        DetectorChoice(series="*", detector="prophet")
+    with pytest.raises(ValidationError, match=r"params\.bogus"):
+        DetectorChoice(series="*", detector="stream", params={"bogus": 1})
+
+
+def test_a_changed_choice_starts_learning_anew_and_an_unchanged_one_resumes():
+    timestamps, values = daily(2)
+    trained = StreamDetector()
+    trained.score_many(timestamps, values)
+    state = trained.to_state()
+    assert DetectorChoice(series="*", detector="stream").restore(state).band() == trained.band()
+    changed = DetectorChoice(series="*", detector="stream", params={"window": 100})
+    assert changed.restore(state).band() is None
+    assert isinstance(DetectorChoice(series="*", detector="rolling_mad").restore(state), RollingMAD)
