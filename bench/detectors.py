@@ -3,6 +3,7 @@
     python -m bench.detectors [--points 1000000] [--series 10000] [--postgres URL]
 
 - ``score_many`` points/s for each statistical detector on one core (numba compiled first);
+- how often the default detector raises a false alarm on pure Gaussian noise;
 - one analyze pass over ``--series`` series of 60 new points each, on SQLite and, with
   ``--postgres``, on PostgreSQL: seconds for the whole pass (read cursors and points, detect,
   save state and anomalies in one transaction), and the detector state's JSON size per series.
@@ -42,6 +43,18 @@ def score_many_rate(make, points: int) -> float:
     began = time.perf_counter()
     make().score_many(timestamps, values)
     return points / (time.perf_counter() - began)
+
+
+def false_alarms(series: int = 200, points: int = 5000) -> float:
+    """Points per alarm of the default detector on Gaussian noise, where every alarm is false."""
+    rng = np.random.default_rng(3)
+    timestamps = np.arange(points, dtype=float) * 15.0
+    alarms = 0
+    for _ in range(series):
+        detector = StreamDetector()
+        scores = detector.score_many(timestamps, rng.normal(100, 5, points))
+        alarms += int((scores >= detector.threshold).sum())
+    return series * points / max(alarms, 1)
 
 
 def fill(system: System, count: int, start: float, points: int, seed: int) -> None:
@@ -98,6 +111,7 @@ def main() -> None:
     )
     for name, make in (("stream", StreamDetector), ("rolling_mad", RollingMAD)):
         print(f"score_many {name}: {score_many_rate(make, args.points):,.0f} points/s")
+    print(f"default detector on Gaussian noise: one false alarm per {false_alarms():,.0f} points")
     stores = {"sqlite": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
     if args.postgres:
         stores["postgresql"] = fresh_postgres(args.postgres)

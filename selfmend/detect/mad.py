@@ -162,15 +162,17 @@ def _median_and_spread(ordered, integral, min_spread):
 
 @njit(cache=True)
 def _remove(ordered, size, value):
-    j = np.searchsorted(ordered[:size], value)
-    ordered[j : size - 1] = ordered[j + 1 : size]
+    for k in range(np.searchsorted(ordered[:size], value), size - 1):
+        ordered[k] = ordered[k + 1]
 
 
 @njit(cache=True)
 def _insert(ordered, size, value):
-    j = np.searchsorted(ordered[:size], value)
-    ordered[j + 1 : size + 1] = ordered[j:size].copy()
-    ordered[j] = value
+    k = size
+    while k > 0 and ordered[k - 1] > value:
+        ordered[k] = ordered[k - 1]
+        k -= 1
+    ordered[k] = value
 
 
 @lru_cache(maxsize=64)

@@ -35,8 +35,8 @@ class StreamParams(BaseModel):
                                "below this fraction of the level's before it is used.")  # fmt: skip
     shift_rate: float = Field(0.034, gt=0, lt=1, description="Weight of a point in the shift EWMA.")
     shift_weight: float = Field(1.42, ge=0, description="Weight of the shift statistic.")
-    cusum_slack: float = Field(0.5, ge=0, description="Spreads per point the CUSUM forgives.")
-    cusum_weight: float = Field(0.0, ge=0, description="Weight of the CUSUM statistic.")
+    cusum_slack: float = Field(1.0, ge=0, description="Spreads per point the CUSUM forgives.")
+    cusum_weight: float = Field(1.0, ge=0, description="Weight of the CUSUM statistic.")
     seasonal: bool = Field(True, description="Use the seasonal baseline.")
     change_point: bool = Field(True, description="Use the shift and CUSUM statistics.")
 
