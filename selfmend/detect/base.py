@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol, Self
 
 import numpy as np
+from pydantic import BaseModel
 
 
 class Timed(Protocol):
@@ -30,6 +31,7 @@ class Point(NamedTuple):
 
 class Detector(Protocol):
     name: str
+    params: BaseModel  # validated, frozen: equal parameters mean saved state still applies
 
     @property
     def threshold(self) -> float:
