@@ -74,8 +74,9 @@ def fill(system: System, count: int, start: float, points: int, seed: int) -> No
         system.store.samples.insert(batch)
 
 
-def analyze_pass(store_url: str, count: int) -> tuple[float, list[int]]:
-    """Seconds for one pass over ``count`` series of 60 new points, and the state sizes."""
+def analyze_pass(store_url: str, count: int) -> tuple[float, list[int], int, int]:
+    """Seconds for one pass over ``count`` series of 60 new points, the state sizes, and the
+    anomalies and signals (incidents opened or joined) it found, all false: the data is noise."""
     home = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
     system = System.from_settings(Settings(home=home, store_url=store_url, mode="observe"))
     now = time.time()
@@ -89,7 +90,8 @@ def analyze_pass(store_url: str, count: int) -> tuple[float, list[int]]:
     assert report.series == count and report.points == count * NEW_POINTS, report
     with system.store.engine.connect() as connection:
         states = connection.execute(select(series_table.c.detector_state)).scalars().all()
-    return elapsed, [len(json.dumps(state["model"])) for state in states]
+    sizes = [len(json.dumps(state["model"])) for state in states]
+    return elapsed, sizes, report.anomalies, len(report.new_incidents) + len(report.grouped)
 
 
 def fresh_postgres(url: str) -> str:
@@ -116,10 +118,11 @@ def main() -> None:
     if args.postgres:
         stores["postgresql"] = fresh_postgres(args.postgres)
     for store, url in stores.items():
-        elapsed, sizes = analyze_pass(url, args.series)
+        elapsed, sizes, anomalies, signals = analyze_pass(url, args.series)
         print(
             f"analyze pass, {store}: {args.series:,} series x {NEW_POINTS} points in "
-            f"{elapsed:.2f} s; state {np.mean(sizes):.0f} B mean, {max(sizes)} B max"
+            f"{elapsed:.2f} s; state {np.mean(sizes):.0f} B mean, {max(sizes)} B max; "
+            f"on noise: {anomalies} anomalies stored, {signals} raised as incidents"
         )
 
 

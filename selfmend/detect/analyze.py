@@ -222,13 +222,20 @@ class Analyzer:
         updates: list[CursorUpdate],
         found: list[Anomaly],
     ) -> Signal | None:
-        """Score the series' new points; a signal if one is an anomaly and no pattern reads it."""
-        saved = (cursor.detector_state or {}).get("model")
-        detector = self._detector(cursor, saved)
+        """Score the series' new points and store its anomalies; a signal once one is confirmed.
+
+        Every anomaly is stored, but only one the series has not recovered from raises a
+        signal: the detector is tuned to alarm early (NAB rewards it), and on pure noise it
+        alarms about once in 500 points, almost always on a point or a short run that is back
+        in the band a moment later. An alarm is pending until the latest ``clear_points``
+        values are all outside the band it broke (a signal) or the latest value is back inside
+        (dropped); the pending alarm is kept in the cursor's state across passes.
+        """
+        saved = cursor.detector_state or {}
+        detector = self._detector(cursor, saved.get("model"))
+        before = detector.clone()  # where an alarm's band is read, without restoring again
         timestamps, values = new.timestamps, new.values
         scores = detector.score_many(timestamps, values)
-        state = {"model": detector.to_state()}
-        updates.append(CursorUpdate(cursor.id, cursor.key, float(timestamps[-1]), state))
         hits = np.flatnonzero(scores >= detector.threshold)
         found += [
             Anomaly(
@@ -240,26 +247,59 @@ class Analyzer:
             )
             for i in hits
         ]
-        if not hits.size or cursor.name in self._pattern_series:
-            return None
-        first = hits[0]
-        before = self._detector(cursor, saved)  # the band the first anomaly fell out of
-        before.score_many(timestamps[:first], values[:first])
-        band = before.band()
-        if band is None:
-            return None
-        return Signal(
+        pending = saved.get("pending")  # the first alarm's band holds until it is settled
+        if pending is None and hits.size and cursor.name not in self._pattern_series:
+            pending = _alarm(before, new, scores, hits[0])
+        signal, pending = self._confirm(cursor, pending, values)
+        state = {"model": detector.to_state(), "pending": pending}
+        updates.append(CursorUpdate(cursor.id, cursor.key, float(timestamps[-1]), state))
+        return signal
+
+    def _confirm(
+        self, cursor: SeriesCursor, pending: dict[str, Any] | None, values: np.ndarray
+    ) -> tuple[Signal | None, dict[str, Any] | None]:
+        """A signal if the pending alarm held, and what is still pending."""
+        if pending is None:
+            return None, None
+        low, high = pending["band"]
+        outside = (values < low) | (values > high)
+        if not outside[-1]:
+            return None, None
+        tail = outside[-self.settings.clear_points :]
+        if tail.size < self.settings.clear_points or not tail.all():
+            return None, pending
+        signal = Signal(
             pattern=ANOMALY_PATTERN,
             target=cursor.key,
             severity=Severity.MEDIUM,
-            onset=float(timestamps[first]),
-            value=float(values[first]),
-            described=f"{detector.name} score {scores[first]:.2f} ≥ {detector.threshold:g}",
-            evidence={"band": list(band), "score": float(scores[first])},
+            onset=pending["onset"],
+            value=pending["value"],
+            described=f"{pending['detector']} score {pending['score']:.2f}, still outside "
+            f"[{low:.4g}, {high:.4g}]",
+            evidence={"band": pending["band"], "score": pending["score"]},
         )
+        return signal, None
 
     def _detector(self, cursor: SeriesCursor, saved: dict[str, Any] | None) -> Detector:
         return choice_for(cursor.name, self.settings.detectors).restore(saved)
+
+
+def _alarm(
+    before: Detector, new: NewPoints, scores: np.ndarray, first: int
+) -> dict[str, Any] | None:
+    """The first alarm of the batch, with the band it broke: ``before`` is the detector as it
+    was before the batch, taken up to the alarm."""
+    before.score_many(new.timestamps[:first], new.values[:first])
+    band = before.band()
+    if band is None:
+        return None
+    return {
+        "onset": float(new.timestamps[first]),
+        "value": float(new.values[first]),
+        "score": float(scores[first]),
+        "band": list(band),
+        "detector": before.name,
+    }
 
 
 def _host(recent: list[Incident], signal: Signal) -> Incident | None:

@@ -46,6 +46,9 @@ class Detector(Protocol):
     def score_many(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Score then learn each point in order: point i is scored on the points before it."""
 
+    def clone(self) -> Detector:
+        """An independent copy, to score ahead without touching this state."""
+
     def band(self) -> tuple[float, float] | None:
         """The values that would not be anomalies now, or None before enough is known."""
 

@@ -58,8 +58,13 @@ class RollingMAD:
         self.score_many(np.array([sample.ts], float), np.array([sample.value], float))
 
     def score_one(self, sample: Timed) -> float:
-        probe = RollingMAD.from_state(self.to_state())  # one scoring path, state untouched
+        probe = self.clone()  # one scoring path, this state untouched
         return float(probe.score_many(np.array([sample.ts], float), np.array([sample.value]))[0])
+
+    def clone(self) -> RollingMAD:
+        twin = RollingMAD(self.params)
+        twin.values = self.values.copy()
+        return twin
 
     def score_many(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)

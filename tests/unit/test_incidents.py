@@ -63,9 +63,9 @@ def feed(system: System, name: str, labels: dict[str, str], spike_at: int, stays
 
 
 def test_anomalies_on_related_series_become_one_incident_led_by_the_database(system):
-    feed(system, "app.latency_ms", {"service": "shop"}, spike_at=280)
-    feed(system, "postgres.wait_ms", {"database": "shop"}, spike_at=285)
-    feed(system, "redis.memory", {}, spike_at=290)
+    feed(system, "app.latency_ms", {"service": "shop"}, spike_at=280, stays=True)
+    feed(system, "postgres.wait_ms", {"database": "shop"}, spike_at=285, stays=True)
+    feed(system, "redis.memory", {}, spike_at=290, stays=True)
     report = system.analyzer.run()
     assert len(report.new_incidents) == 2  # the shop's two series, and redis on its own
     grouped = system.store.incidents.get(report.new_incidents[0])
@@ -78,13 +78,36 @@ def test_anomalies_on_related_series_become_one_incident_led_by_the_database(sys
 def test_a_symptom_arriving_later_joins_the_open_incident_and_is_ranked(system):
     feed(system, "postgres.wait_ms", {"database": "shop"}, spike_at=250, stays=True)
     first = system.analyzer.run()
-    feed(system, "app.latency_ms", {"service": "shop"}, spike_at=295)
+    feed(system, "app.latency_ms", {"service": "shop"}, spike_at=290, stays=True)
     second = system.analyzer.run()
     assert second.new_incidents == [] and second.grouped == first.new_incidents
     incident = system.store.incidents.get(first.new_incidents[0])
     assert [m["target"] for m in incident.evidence["members"]] == [DB, API]
     third = system.analyzer.run()  # nothing new: the open incident is neither reopened nor grown
     assert third.new_incidents == [] and third.grouped == []
+
+
+def test_a_spike_the_series_recovers_from_is_stored_but_opens_no_incident(system):
+    feed(system, "app.latency_ms", {"service": "shop"}, spike_at=250)
+    report = system.analyzer.run()
+    assert report.anomalies >= 1
+    assert report.new_incidents == []
+
+
+def test_an_alarm_at_the_end_of_a_pass_is_settled_by_the_next_pass(system):
+    now = time.time()
+    values = [*np.random.default_rng(5).normal(50, 1, 299), 500.0]  # the alarm is the last point
+    system.store.samples.insert(
+        [
+            Sample(series="app.latency_ms", ts=now - 300 + i, value=float(v))
+            for i, v in enumerate(values)
+        ]
+    )
+    assert system.analyzer.run(now=now).new_incidents == []  # pending: one point says little
+    system.store.samples.insert(
+        [Sample(series="app.latency_ms", ts=now + 1 + i, value=510.0) for i in range(5)]
+    )
+    assert len(system.analyzer.run(now=now + 6).new_incidents) == 1  # it held: a real change
 
 
 def test_a_signal_with_its_own_fix_is_not_swallowed_by_a_related_incident(system):

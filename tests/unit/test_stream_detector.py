@@ -35,25 +35,34 @@ def test_a_value_normal_at_noon_is_an_anomaly_at_night():
     assert seasonal[quiet_days].max() < threshold
 
 
-def test_a_level_shift_too_small_for_any_one_point_is_found_by_the_change_point_statistics():
+def test_a_level_shift_too_small_for_any_one_point_is_found_first_by_the_change_statistics():
     values = np.random.default_rng(1).normal(0, 1, 1500)
     values[1000:] += 2.0  # no single point stands out, the run of them does
     timestamps = np.arange(1500.0)
-    with_change = StreamDetector().score_many(timestamps, values)
-    without = StreamDetector(change_point=False).score_many(timestamps, values)
-    threshold = StreamDetector().threshold
-    assert with_change[200:1000].max() < threshold
-    alarms = np.flatnonzero(with_change[1000:] >= threshold)
-    assert alarms.size and alarms[0] < 60
-    assert without[1000:1060].max() < threshold
+
+    def first_alarm_after_the_shift(**knobs) -> int:
+        detector = StreamDetector(**knobs)
+        scores = detector.score_many(timestamps, values)
+        return int(np.flatnonzero(scores[1000:] >= detector.threshold)[0])
+
+    with_change = first_alarm_after_the_shift()
+    assert with_change < 10
+    assert first_alarm_after_the_shift(change_point=False) > with_change
 
 
-def test_one_event_raises_one_alarm():
-    values = np.random.default_rng(2).normal(0, 1, 600)
-    values[400:410] = 50.0  # ten extreme points in a row
+def test_one_event_raises_one_alarm_and_noise_few():
+    values = np.random.default_rng(2).normal(0, 1, 3000)
+    values[2000:2010] = 50.0  # ten extreme points in a row
     detector = StreamDetector()
-    scores = detector.score_many(np.arange(600.0), values)
-    assert np.flatnonzero(scores >= detector.threshold).tolist() == [400]
+    alarms = np.flatnonzero(detector.score_many(np.arange(3000.0), values) >= detector.threshold)
+    event = alarms[(alarms >= 2000) & (alarms < 2000 + detector.params.refractory)]
+    assert event.tolist() == [2000]
+    assert np.sum(alarms < 2000) < 2000 * 0.01
+
+
+def test_record_growth_must_exceed_the_margin():
+    with pytest.raises(ValidationError, match="record_growth"):
+        StreamDetector(margin=1.5, record_growth=1.4)
 
 
 def test_state_of_two_weeks_fits_in_two_kilobytes_and_resumes_exactly():
