@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     monitor_redis_urls: CommaList = Field(default_factory=list)
     monitor_postgres_urls: CommaList = Field(default_factory=list)
     prometheus_targets: CommaList = Field(default_factory=list)
+    multivariate_services: CommaList = Field(
+        default_factory=list,
+        description="Services (the `service` label) whose series are also judged together; "
+        "`*` for every service.",
+    )
+    multivariate_bucket_seconds: float = Field(
+        60.0, gt=0, description="Time bucket that lines a service's series up for the forest."
+    )
 
     mode: Mode = Field("dry_run", description="observe: detect only; dry_run: plan and log; auto.")
     collect_interval: float = Field(15.0, gt=0)
@@ -70,7 +78,11 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "monitor_redis_urls", "monitor_postgres_urls", "prometheus_targets", mode="before"
+        "monitor_redis_urls",
+        "monitor_postgres_urls",
+        "prometheus_targets",
+        "multivariate_services",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:

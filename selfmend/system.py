@@ -21,6 +21,7 @@ from selfmend.collect.redis import RedisCollector
 from selfmend.config import Settings
 from selfmend.detect.analyze import Analyzer, AnalyzeSettings
 from selfmend.detect.catalogue import BUILTIN_PATTERNS, with_user_patterns
+from selfmend.detect.multivariate import ServiceForest
 from selfmend.detect.pattern_file import check_actions, read_patterns
 from selfmend.detect.patterns import Pattern
 from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
@@ -98,6 +99,8 @@ class System:
             group_seconds=self.settings.incident_group_seconds,
             root_cause_tolerance=self.settings.root_cause_tolerance_seconds,
             flap_seconds=self.settings.flap_window_seconds,
+            services=tuple(self.settings.multivariate_services),
+            forest=ServiceForest(bucket_seconds=self.settings.multivariate_bucket_seconds),
         )
         return Analyzer(self.store, self.patterns, settings)
 

@@ -19,8 +19,16 @@ import structlog
 from selfmend.detect.base import Detector
 from selfmend.detect.choice import DetectorChoice, choice_for
 from selfmend.detect.correlate import Signal, priority, rank, related
+from selfmend.detect.multivariate import ServiceForest, ServiceVerdict
 from selfmend.detect.patterns import LogCondition, Match, Pattern
-from selfmend.models import Anomaly, ExecutionState, IncidentStatus, Severity
+from selfmend.models import (
+    Anomaly,
+    ExecutionState,
+    IncidentStatus,
+    Severity,
+    parse_series_key,
+    series_key,
+)
 from selfmend.store import Store
 from selfmend.store.incidents import Incident
 from selfmend.store.samples import CursorUpdate, NewPoints, SeriesCursor
@@ -28,6 +36,8 @@ from selfmend.store.samples import CursorUpdate, NewPoints, SeriesCursor
 log = structlog.get_logger(__name__)
 
 ANOMALY_PATTERN = "anomaly"
+SERVICE_PATTERN = "service_anomaly"
+SERVICE_HISTORY_BUCKETS = 240
 LOG_TARGET = "logs"
 _ACTIVE = (
     IncidentStatus.OPEN,
@@ -45,6 +55,8 @@ class AnalyzeSettings:
     group_seconds: float = 300.0
     root_cause_tolerance: float = 60.0
     flap_seconds: float = 3600.0
+    services: tuple[str, ...] = ()  # judged together by the forest; "*" for all
+    forest: ServiceForest = field(default_factory=ServiceForest)
 
 
 @dataclass
@@ -80,6 +92,8 @@ class Analyzer:
             self._upkeep(report, now)
             signals += [self._signal(match, now) for match in self.matches(now)]
         signals += self._detect(report, shard, shards)
+        if shard == 0 and self.settings.services:
+            signals += self._judge_services(now)
         self._raise(report, signals, now)
         return report
 
@@ -186,7 +200,48 @@ class Analyzer:
             e.state is ExecutionState.APPROVED for e in self.store.executions.history(incident.id)
         )
 
+    def _judge_services(self, now: float) -> list[Signal]:
+        signals = []
+        for service, keys in self._services().items():
+            verdict = self._judge(keys, now)
+            if verdict is None or not verdict.anomalous:
+                continue
+            moved = sorted(verdict.deviations.items(), key=lambda item: -abs(item[1]))[:3]
+            signals.append(
+                Signal(
+                    pattern=SERVICE_PATTERN,
+                    target=series_key("service", {"service": service}),
+                    severity=Severity.MEDIUM,
+                    onset=now,
+                    value=verdict.score,
+                    described=f"IsolationForest over {len(keys)} series scores the latest "
+                    f"moment {verdict.score:.2f}; moved most: "
+                    + ", ".join(f"{key} ({z:+.1f} robust sd)" for key, z in moved),
+                    evidence={"score": verdict.score, "deviations": verdict.deviations},
+                )
+            )
+        return signals
+
+    def _services(self) -> dict[str, list[str]]:
+        """The chosen services' series keys, by the series' ``service`` label."""
+        chosen = set(self.settings.services)
+        services: dict[str, list[str]] = {}
+        for cursor in self.store.samples.cursors():
+            service = cursor.labels.get("service")
+            if service is not None and ("*" in chosen or service in chosen):
+                services.setdefault(service, []).append(cursor.key)
+        return services
+
+    def _judge(self, keys: list[str], now: float) -> ServiceVerdict | None:
+        since = now - (SERVICE_HISTORY_BUCKETS + 1) * self.settings.forest.bucket_seconds
+        windows = {key: self.store.samples.window(key, since) for key in keys}
+        return self.settings.forest.judge(windows)
+
     def _still_firing(self, incident: Incident, now: float) -> bool:
+        if incident.pattern == SERVICE_PATTERN:
+            _, labels = parse_series_key(incident.target)
+            verdict = self._judge(self._services().get(labels.get("service", ""), []), now)
+            return verdict is not None and verdict.anomalous
         if incident.pattern == ANOMALY_PATTERN:
             low, high = incident.evidence["band"]
             recent = self.store.samples.window(incident.target, now - 3600)
