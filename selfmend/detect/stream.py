@@ -41,6 +41,9 @@ class StreamParams(BaseModel):
     shift_margin: float = Field(1.0, gt=0, description="The margin of the EWMA statistic.")
     cusum_slack: float = Field(0.5, ge=0, description="Spreads per point the CUSUM forgives.")
     seasonal: bool = Field(True, description="Use the seasonal baseline.")
+    weekly: bool = Field(False, description="Adjust the daily baseline by day of the week.")
+    week_rate: float = Field(0.005, gt=0, le=1, description="How fast a weekday's offset moves.")
+    week_after: float = Field(2.0, ge=0, description="Weeks learned before the offsets count.")
     change_point: bool = Field(True, description="Use the EWMA and CUSUM statistics.")
     threshold: float = Field(0.5, gt=0, lt=1, description="The score that is an anomaly; 0.5 is "
                              "where a statistic exceeds its margin.")  # fmt: skip
@@ -91,7 +94,7 @@ class StreamDetector:
             timestamps, values, self.scalars, self.bins, p.bins, p.window, p.clip,
             p.season_rate, p.decay, p.floor, p.record_growth, p.phase_decay, p.warmup,
             p.refractory, p.breakthrough, p.season_gain, p.margin, p.shift_rate, p.shift_margin,
-            p.cusum_slack, p.seasonal, p.change_point,
+            p.cusum_slack, p.seasonal, p.change_point, p.weekly, p.week_rate, p.week_after,
         )  # fmt: skip
 
     def band(self) -> tuple[float, float] | None:

@@ -5,7 +5,10 @@ Residuals, in units of the series' own spread:
 - **level**: from a Huber-clipped exponentially weighted mean, over its weighted mean absolute
   deviation (a robust level that one outlier cannot drag along);
 - **seasonal**: from the baseline of the same phase of the day, used only while that baseline
-  predicts the series better than the level does (``season_gain``).
+  predicts the series better than the level does (``season_gain``). With ``use_week``, a
+  day-of-week offset is added to it once ``week_after`` weeks are learned (for a shop closed on
+  Sundays). Off by default: on NAB, whose long series are traffic and ad exchanges, it costs
+  about 2 points (81.5 against 83.6 standard), so it is for series known to have a week.
 
 Statistics of the residual (the seasonal one while it is used):
 
@@ -59,7 +62,9 @@ SINCE_ALARM = 9
 ALARM_RATIO_AT = 10  # the ratio of the last alarm
 RECORDS = 11  # four records, one per statistic, then the four caps of the current event
 CAPS = RECORDS + 4
-SCALARS = CAPS + 4
+WEEK = CAPS + 4  # seven day-of-week offsets on the daily baseline, then the points behind each
+FIRST_TS = WEEK + 14
+SCALARS = FIRST_TS + 1
 Z_LEVEL, Z_SEASON, Z_SHIFT, Z_CUSUM = range(4)
 BIN_ARRAYS = 3  # baseline, points seen, level record
 
@@ -78,7 +83,7 @@ def _clip(value, limit):
 @njit(cache=True)
 def run(ts, x, s, bins, n_bins, window, clip, season_rate, decay, floor, growth, phase_decay,
         warmup, refractory, breakthrough, season_gain, margin, shift_rate, shift_margin,
-        cusum_slack, use_season, use_change):  # fmt: skip
+        cusum_slack, use_season, use_change, use_week, week_rate, week_after):  # fmt: skip
     """Score each point on the state before it, then learn it; updates the state in place."""
     out = np.zeros(len(x))
     z = np.zeros(4)
@@ -87,6 +92,11 @@ def run(ts, x, s, bins, n_bins, window, clip, season_rate, decay, floor, growth,
     for i in range(len(x)):
         v = x[i]
         b = int(((ts[i] % DAY) / DAY) * n_bins) % n_bins
+        d = int(ts[i] // DAY + 4) % 7  # the epoch fell on a Thursday
+        if s[SEEN] == 0:
+            s[FIRST_TS] = ts[i]
+        weeks = (ts[i] - s[FIRST_TS]) / (7 * DAY)
+        offset = s[WEEK + d] if use_week and weeks >= week_after else 0.0
         if s[SEEN] >= warmup:
             level_scale = max(s[SPREAD], 1e-3 * max(1.0, abs(s[LEVEL])))
             signed = (v - s[LEVEL]) / level_scale
@@ -96,7 +106,7 @@ def run(ts, x, s, bins, n_bins, window, clip, season_rate, decay, floor, growth,
             z[Z_SEASON] = 0.0
             if seasonal:
                 season_scale = max(s[SEASON_SPREAD], 1e-3 * max(1.0, abs(baseline[b])))
-                signed = (v - baseline[b]) / season_scale
+                signed = (v - baseline[b] - offset) / season_scale
                 z[Z_SEASON] = abs(signed)
             usual = max(s[RECORDS + Z_LEVEL], floor, phase_record[(b - 1) % n_bins],
                         phase_record[b], phase_record[(b + 1) % n_bins])  # fmt: skip
@@ -131,12 +141,16 @@ def run(ts, x, s, bins, n_bins, window, clip, season_rate, decay, floor, growth,
                     s[RECORDS + k] = max(s[RECORDS + k] * decay, learned)
             phase_record[b] = max(phase_record[b] * phase_decay, z[Z_LEVEL])
             out[i] = ratio / (1.0 + ratio)
-        _learn(s, baseline, seen, b, v, window, clip, season_rate, warmup)
+        if use_week and seen[b] >= 2:
+            rate = max(week_rate, 1.0 / (s[WEEK + 7 + d] + 1))
+            s[WEEK + d] += rate * (v - baseline[b] - s[WEEK + d])
+            s[WEEK + 7 + d] += 1
+        _learn(s, baseline, seen, b, v, offset, window, clip, season_rate, warmup)
     return out
 
 
 @njit(cache=True)
-def _learn(s, baseline, seen, b, v, window, clip, season_rate, warmup):
+def _learn(s, baseline, seen, b, v, offset, window, clip, season_rate, warmup):
     s[SEEN] += 1
     rate = 1.0 / min(s[SEEN], window)
     residual = v - s[LEVEL]
@@ -149,9 +163,9 @@ def _learn(s, baseline, seen, b, v, window, clip, season_rate, warmup):
         s[SPREAD] += rate * (abs(clipped) - s[SPREAD])
         s[LEVEL_ERROR] += rate * (abs(residual) - s[LEVEL_ERROR])
     if seen[b] == 0:
-        baseline[b] = v
+        baseline[b] = v - offset
     else:
-        residual = v - baseline[b]
+        residual = v - offset - baseline[b]
         limit = clip * max(s[SEASON_SPREAD], 1e-9)
         clipped = _clip(residual, limit) if seen[b] >= 3 else residual
         if seen[b] >= 2:

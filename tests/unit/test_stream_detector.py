@@ -35,6 +35,23 @@ def test_a_value_normal_at_noon_is_an_anomaly_at_night():
     assert seasonal[quiet_days].max() < threshold
 
 
+def test_the_weekly_offsets_find_a_weekday_level_on_a_saturday():
+    timestamps = np.arange(0, 35 * DAY, FIVE_MINUTES)
+    weekday = (timestamps // DAY + 4) % 7  # the epoch fell on a Thursday
+    noise = np.random.default_rng(4).normal(0, 0.3, timestamps.size)
+    values = 10 + 5 * np.sin(2 * np.pi * timestamps / DAY) + noise - 8 * (weekday >= 5)
+    saturday = np.flatnonzero((timestamps >= 28 * DAY) & (weekday == 5))[100]
+    values[saturday : saturday + 24] += 8  # open for business for two hours on the fifth Saturday
+
+    def alarms_in_those_hours(**knobs) -> int:
+        detector = StreamDetector(**knobs)
+        scores = detector.score_many(timestamps, values)[saturday : saturday + 24]
+        return int(np.sum(scores >= detector.threshold))
+
+    assert alarms_in_those_hours(weekly=True) >= 1
+    assert alarms_in_those_hours() == 0  # the daily baseline alone has averaged weekends in
+
+
 def test_a_level_shift_too_small_for_any_one_point_is_found_first_by_the_change_statistics():
     values = np.random.default_rng(1).normal(0, 1, 1500)
     values[1000:] += 2.0  # no single point stands out, the run of them does
@@ -67,13 +84,14 @@ def test_record_growth_must_exceed_the_margin():
 
 def test_state_of_two_weeks_fits_in_two_kilobytes_and_resumes_exactly():
     timestamps, values = daily(14)
-    detector, whole = StreamDetector(), StreamDetector()
+    detector, whole = StreamDetector(weekly=True), StreamDetector(weekly=True)
     expected = whole.score_many(timestamps, values)
     half = timestamps.size // 2
     detector.score_many(timestamps[:half], values[:half])
     text = json.dumps(detector.to_state())
     assert len(text) <= 2048
     resumed = StreamDetector.from_state(json.loads(text))
+    assert resumed.params.weekly
     assert np.array_equal(resumed.score_many(timestamps[half:], values[half:]), expected[half:])
 
 
