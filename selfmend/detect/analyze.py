@@ -83,6 +83,10 @@ class Analyzer:
         self._pattern_series = {
             metric.series for p in patterns for metric in p.condition.metric_conditions()
         }
+        # Detectors this process left each series with, by series id, with the point they
+        # reached: reused while the store's cursor still stands there, restored otherwise
+        # (another worker analyzed the series, or the pass that advanced it was not saved).
+        self._warm: dict[int, tuple[float, Detector]] = {}
 
     def run(self, now: float | None = None, shard: int = 0, shards: int = 1) -> AnalyzeReport:
         now = time.time() if now is None else now
@@ -287,17 +291,21 @@ class Analyzer:
         (dropped); the pending alarm is kept in the cursor's state across passes.
         """
         saved = cursor.detector_state or {}
-        detector = self._detector(cursor, saved.get("model"))
+        warm = self._warm.get(cursor.id)
+        if warm is not None and warm[0] == cursor.analyzed_until:
+            detector = warm[1]
+        else:
+            detector = self._detector(cursor, saved.get("model"))
         before = detector.clone()  # where an alarm's band is read, without restoring again
         timestamps, values = new.timestamps, new.values
         scores = detector.score_many(timestamps, values)
         hits = np.flatnonzero(scores >= detector.threshold)
-        found += [
-            Anomaly(
+        found += [  # built from the detector's own floats: nothing to validate
+            Anomaly.model_construct(
                 series=cursor.key,
-                ts=timestamps[i],
-                value=values[i],
-                score=scores[i],
+                ts=float(timestamps[i]),
+                value=float(values[i]),
+                score=float(scores[i]),
                 detector=detector.name,
             )
             for i in hits
@@ -308,6 +316,7 @@ class Analyzer:
         signal, pending = self._confirm(cursor, pending, values)
         state = {"model": detector.to_state(), "pending": pending}
         updates.append(CursorUpdate(cursor.id, cursor.key, float(timestamps[-1]), state))
+        self._warm[cursor.id] = (float(timestamps[-1]), detector)
         return signal
 
     def _confirm(
