@@ -20,11 +20,12 @@ from selfmend.detect.base import Detector
 from selfmend.detect.choice import DetectorChoice, choice_for
 from selfmend.detect.correlate import Signal, priority, rank, related
 from selfmend.detect.multivariate import ServiceForest, ServiceVerdict
-from selfmend.detect.patterns import LogCondition, Match, Pattern
+from selfmend.detect.patterns import LogCondition, Match, Pattern, SeriesReader
 from selfmend.models import (
     Anomaly,
     ExecutionState,
     IncidentStatus,
+    LogEvent,
     Severity,
     parse_series_key,
     series_key,
@@ -73,6 +74,27 @@ class AnalyzeReport:
         return dict(self.__dict__)
 
 
+@dataclass
+class _Watch:
+    """A series' detector, the last point it scored, and an alarm not yet confirmed or dropped
+    (the band it broke holds until it is settled)."""
+
+    until: float
+    detector: Detector
+    pending: dict[str, Any] | None
+
+    def to_state(self) -> dict[str, Any]:
+        return {"model": self.detector.to_state(), "pending": self.pending}
+
+
+@dataclass(frozen=True)
+class _Recent:
+    """The recent samples of the series patterns name, and the recent log lines."""
+
+    windows: SeriesReader
+    logs: list[LogEvent]
+
+
 class Analyzer:
     def __init__(
         self, store: Store, patterns: tuple[Pattern, ...], settings: AnalyzeSettings
@@ -80,50 +102,53 @@ class Analyzer:
         self.store = store
         self.patterns = {pattern.name: pattern for pattern in patterns}
         self.settings = settings
-        self._pattern_series = {
-            metric.series for p in patterns for metric in p.condition.metric_conditions()
-        }
-        # Detectors this process left each series with, by series id, with the point they
-        # reached: reused while the store's cursor still stands there, restored otherwise
-        # (another worker analyzed the series, or the pass that advanced it was not saved).
-        self._warm: dict[int, tuple[float, Detector]] = {}
+        metrics = [metric for p in patterns for metric in p.condition.metric_conditions()]
+        self._pattern_series = {metric.series for metric in metrics}
+        self._metric_window = max((metric.window for metric in metrics), default=0.0)
+        logs = [p.condition for p in patterns if isinstance(p.condition, LogCondition)]
+        self._log_window = max((condition.window for condition in logs), default=0.0)
+        # What this process left each series with, by series id: reused while the store's
+        # cursor still stands where it left it, so a warm pass reads no saved state.
+        self._warm: dict[int, _Watch] = {}
 
     def run(self, now: float | None = None, shard: int = 0, shards: int = 1) -> AnalyzeReport:
         now = time.time() if now is None else now
         report = AnalyzeReport()
         signals: list[Signal] = []
         if shard == 0:  # patterns and incident upkeep read across series: one shard does them
-            self._upkeep(report, now)
-            signals += [self._signal(match, now) for match in self.matches(now)]
+            recent = self._recent(now)
+            self._upkeep(report, now, recent)
+            signals += [self._signal(match, now) for match in self.matches(now, recent)]
         signals += self._detect(report, shard, shards)
         if shard == 0 and self.settings.services:
             signals += self._judge_services(now)
         self._raise(report, signals, now)
         return report
 
-    def matches(self, now: float) -> list[Match]:
+    def matches(self, now: float, recent: _Recent | None = None) -> list[Match]:
+        recent = recent or self._recent(now)
         found: list[Match] = []
         for pattern in self.patterns.values():
-            found += self._match(pattern, now)
+            found += self._match(pattern, now, recent)
         return found
 
-    def _match(self, pattern: Pattern, now: float) -> list[Match]:
+    def _recent(self, now: float) -> _Recent:
+        """What the patterns read, in two queries for the whole pass rather than one each."""
+        windows = self.store.samples.windows_by_name(
+            self._pattern_series, now - self._metric_window
+        )
+        logs = self.store.samples.logs_since(now - self._log_window) if self._log_window else []
+        return _Recent(windows, logs)
+
+    def _match(self, pattern: Pattern, now: float, recent: _Recent) -> list[Match]:
         condition = pattern.condition
         if isinstance(condition, LogCondition):
-            lines = self._matching_logs(condition, now)
+            lines = _matching_logs(condition, recent.logs, now)
             if not lines:
                 return []
             return [Match(pattern, LOG_TARGET, float(len(lines)), {"lines": lines[:5]})]
-        held = condition.holding(self.store.samples.windows_by_name, now)
+        held = condition.holding(recent.windows, now)
         return [Match(pattern, key, value, {"value": value}) for key, value in held.items()]
-
-    def _matching_logs(self, condition: LogCondition, now: float) -> list[str]:
-        regex = re.compile(condition.regex, re.IGNORECASE)
-        return [
-            event.message
-            for event in self.store.samples.logs_since(now - condition.window)
-            if event.level.upper() == condition.level.upper() and regex.search(event.message)
-        ]
 
     def _signal(self, match: Match, now: float) -> Signal:
         pattern = match.pattern
@@ -190,10 +215,10 @@ class Analyzer:
         log.info("incident.grouped", incident_id=incident.id, target=signal.target)
         return True
 
-    def _upkeep(self, report: AnalyzeReport, now: float) -> None:
+    def _upkeep(self, report: AnalyzeReport, now: float, recent: _Recent) -> None:
         waiting = (IncidentStatus.OPEN, IncidentStatus.ESCALATED, IncidentStatus.AWAITING_APPROVAL)
         for incident in self.store.incidents.with_status(waiting):
-            if not self._still_firing(incident, now):
+            if not self._still_firing(incident, now, recent):
                 if self.store.incidents.advance(incident.id, waiting, IncidentStatus.RESOLVED):
                     report.cleared.append(incident.id)
             elif incident.status is IncidentStatus.AWAITING_APPROVAL and self._approved(incident):
@@ -241,7 +266,7 @@ class Analyzer:
         windows = {key: self.store.samples.window(key, since) for key in keys}
         return self.settings.forest.judge(windows)
 
-    def _still_firing(self, incident: Incident, now: float) -> bool:
+    def _still_firing(self, incident: Incident, now: float, recent: _Recent) -> bool:
         if incident.pattern == SERVICE_PATTERN:
             _, labels = parse_series_key(incident.target)
             verdict = self._judge(self._services().get(labels.get("service", ""), []), now)
@@ -254,48 +279,56 @@ class Analyzer:
         pattern = self.patterns.get(incident.pattern)
         if pattern is None:
             return True  # a pattern removed from the catalogue: leave it to a person
-        return any(match.target == incident.target for match in self._match(pattern, now))
+        matches = self._match(pattern, now, recent)
+        return any(match.target == incident.target for match in matches)
 
     def _detect(self, report: AnalyzeReport, shard: int, shards: int) -> list[Signal]:
-        cursors = self.store.samples.cursors(shard, shards)
         points = self.store.samples.new_points(shard, shards)
+        cursors = [c for c in self.store.samples.cursors(shard, shards) if c.id in points]
+        saved = self.store.samples.detector_states([c.id for c in cursors if not self._warm_for(c)])
         signals: list[Signal] = []
         updates: list[CursorUpdate] = []
         found: list[Anomaly] = []
         for cursor in cursors:
-            new = points.get(cursor.id)
-            if new is not None:
-                signal = self._detect_series(cursor, new, updates, found)
-                if signal is not None:
-                    signals.append(signal)
-                report.series += 1
-                report.points += len(new.values)
+            watch = self._warm_for(cursor) or self._restore(cursor, saved.get(cursor.id))
+            self._warm.pop(cursor.id, None)  # back once scored: a failure leaves it restored
+            signal = self._detect_series(cursor, watch, points[cursor.id], found)
+            if signal is not None:
+                signals.append(signal)
+            updates.append(CursorUpdate(cursor.id, cursor.key, watch.until, watch.to_state()))
+            self._warm[cursor.id] = watch
+            report.series += 1
+            report.points += len(points[cursor.id].values)
         self.store.samples.save_analysis(updates, found)
         report.anomalies += len(found)
         return signals
 
+    def _warm_for(self, cursor: SeriesCursor) -> _Watch | None:
+        """This process's watch over the series if the store's cursor still stands where it left
+        it; else another worker moved on, or the pass that advanced it was not saved."""
+        watch = self._warm.get(cursor.id)
+        return watch if watch is not None and watch.until == cursor.analyzed_until else None
+
+    def _restore(self, cursor: SeriesCursor, saved: dict[str, Any] | None) -> _Watch:
+        saved = saved or {}
+        choice = choice_for(cursor.name, self.settings.detectors)
+        return _Watch(
+            cursor.analyzed_until, choice.restore(saved.get("model")), saved.get("pending")
+        )
+
     def _detect_series(
-        self,
-        cursor: SeriesCursor,
-        new: NewPoints,
-        updates: list[CursorUpdate],
-        found: list[Anomaly],
+        self, cursor: SeriesCursor, watch: _Watch, new: NewPoints, found: list[Anomaly]
     ) -> Signal | None:
         """Score the series' new points and store its anomalies; a signal once one is confirmed.
 
         Every anomaly is stored, but only one the series has not recovered from raises a
         signal: the detector is tuned to alarm early (NAB rewards it), and on pure noise it
-        alarms about once in 500 points, almost always on a point or a short run that is back
+        alarms about once in 350 points, almost always on a point or a short run that is back
         in the band a moment later. An alarm is pending until the latest ``clear_points``
         values are all outside the band it broke (a signal) or the latest value is back inside
-        (dropped); the pending alarm is kept in the cursor's state across passes.
+        (dropped); the pending alarm is kept in the series' saved state across passes.
         """
-        saved = cursor.detector_state or {}
-        warm = self._warm.get(cursor.id)
-        if warm is not None and warm[0] == cursor.analyzed_until:
-            detector = warm[1]
-        else:
-            detector = self._detector(cursor, saved.get("model"))
+        detector = watch.detector
         before = detector.clone()  # where an alarm's band is read, without restoring again
         timestamps, values = new.timestamps, new.values
         scores = detector.score_many(timestamps, values)
@@ -310,13 +343,10 @@ class Analyzer:
             )
             for i in hits
         ]
-        pending = saved.get("pending")  # the first alarm's band holds until it is settled
-        if pending is None and hits.size and cursor.name not in self._pattern_series:
-            pending = _alarm(before, new, scores, hits[0])
-        signal, pending = self._confirm(cursor, pending, values)
-        state = {"model": detector.to_state(), "pending": pending}
-        updates.append(CursorUpdate(cursor.id, cursor.key, float(timestamps[-1]), state))
-        self._warm[cursor.id] = (float(timestamps[-1]), detector)
+        if watch.pending is None and hits.size and cursor.name not in self._pattern_series:
+            watch.pending = _alarm(before, new, scores, hits[0])
+        signal, watch.pending = self._confirm(cursor, watch.pending, values)
+        watch.until = float(timestamps[-1])
         return signal
 
     def _confirm(
@@ -344,8 +374,17 @@ class Analyzer:
         )
         return signal, None
 
-    def _detector(self, cursor: SeriesCursor, saved: dict[str, Any] | None) -> Detector:
-        return choice_for(cursor.name, self.settings.detectors).restore(saved)
+
+def _matching_logs(condition: LogCondition, logs: list[LogEvent], now: float) -> list[str]:
+    regex = re.compile(condition.regex, re.IGNORECASE)
+    level = condition.level.upper()
+    return [
+        event.message
+        for event in logs
+        if event.ts > now - condition.window
+        and event.level.upper() == level
+        and regex.search(event.message)
+    ]
 
 
 def _alarm(

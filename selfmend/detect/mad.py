@@ -12,6 +12,7 @@ kernel rather than a sort.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from functools import lru_cache
@@ -62,7 +63,7 @@ class RollingMAD:
         return float(probe.score_many(np.array([sample.ts], float), np.array([sample.value]))[0])
 
     def clone(self) -> RollingMAD:
-        twin = RollingMAD(self.params)
+        twin = copy.copy(self)  # the frozen params are shared
         twin.values = self.values.copy()
         return twin
 

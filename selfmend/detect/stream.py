@@ -7,6 +7,7 @@ holds its state, keeps the Detector protocol and saves the state in under 2 KB o
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import lru_cache
 from typing import Any, Self
@@ -81,7 +82,7 @@ class StreamDetector:
         return float(probe._run(np.array([sample.ts], float), np.array([sample.value], float))[0])
 
     def clone(self) -> StreamDetector:
-        twin = StreamDetector(self.params)
+        twin = copy.copy(self)  # the frozen params are shared; building new arrays costs more
         twin.scalars, twin.bins = self.scalars.copy(), self.bins.copy()
         return twin
 

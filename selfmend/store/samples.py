@@ -6,7 +6,8 @@ object per sample. Series ids are resolved once per process and cached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,37 +17,64 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
-    bindparam,
     func,
     insert,
     select,
     true,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from selfmend.models import Anomaly, LogEvent, Sample
-from selfmend.store.tables import anomalies, log_events, samples, series
+from selfmend.models import Anomaly, LogEvent, Sample, parse_series_key
+from selfmend.store import pg_bulk
+from selfmend.store.tables import log_events, samples, series
 
 _COPY_SAMPLES = "COPY samples (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
+_COPY_ANOMALIES = (
+    "COPY anomalies (series_id, ts, value, score, detector) FROM STDIN (FORMAT BINARY)"
+)
+_ANOMALY_TYPES = ("int4", "float8", "float8", "float8", "text")
+_UPDATE_CURSORS = {
+    "postgresql": "UPDATE series SET analyzed_until = batch.until, "
+    "detector_state = batch.state::json "
+    "FROM unnest(%b::int4[], %b::float8[], %b::text[]) AS batch(id, until, state) "
+    "WHERE series.id = batch.id",
+    "sqlite": "UPDATE series SET analyzed_until = ?, detector_state = ? WHERE id = ?",
+}
+_POINT_ROW = np.dtype([("series_id", "i8"), ("ts", "f8"), ("value", "f8")])
+_IDS_PER_QUERY = 5000  # bound parameters per IN list, well inside SQLite's and PostgreSQL's caps
 
 
 @dataclass(frozen=True)
 class SeriesCursor:
-    """A series as the analyzer resumes it: where it stopped and the detector's saved state."""
+    """A series and where its analysis stopped; its detector's saved state is read apart
+    (``detector_states``), only for the series a worker does not hold warm."""
 
     id: int
     key: str
     name: str
     labels: dict[str, str]
     analyzed_until: float
-    detector_state: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
 class NewPoints:
     timestamps: np.ndarray
     values: np.ndarray
+
+
+class RecentWindows:
+    """A ``SeriesReader`` over points read ahead: key → ``(ts, value)`` of a name since a time."""
+
+    def __init__(self, by_key: Mapping[str, list[tuple[float, float]]]) -> None:
+        self._by_name: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        for key, points in by_key.items():
+            self._by_name.setdefault(parse_series_key(key)[0], {})[key] = points
+
+    def __call__(self, name: str, since: float) -> dict[str, list[tuple[float, float]]]:
+        return {
+            key: [(ts, value) for ts, value in points if ts > since]
+            for key, points in self._by_name.get(name, {}).items()
+        }
 
 
 @dataclass(frozen=True)
@@ -57,6 +85,13 @@ class CursorUpdate:
     key: str
     until: float
     state: dict[str, Any]
+
+
+def _in_time_order(timestamps: np.ndarray, values: np.ndarray) -> NewPoints:
+    if timestamps.size > 1 and np.any(timestamps[1:] < timestamps[:-1]):
+        order = np.argsort(timestamps, kind="stable")
+        return NewPoints(timestamps[order], values[order])
+    return NewPoints(timestamps, values)
 
 
 class SampleStore:
@@ -80,11 +115,7 @@ class SampleStore:
     def insert_rows(self, rows: Sequence[tuple[int, float, float]], connection: Connection) -> None:
         """The raw path: ``(series_id, ts, value)`` tuples whose series already exist."""
         if self._postgres:
-            cursor = connection.connection.driver_connection.cursor()
-            with cursor.copy(_COPY_SAMPLES) as copy:
-                copy.set_types(["int4", "float8", "float8"])
-                for row in rows:
-                    copy.write_row(row)
+            pg_bulk.copy_in(connection, _COPY_SAMPLES, ["int4", "float8", "float8"], rows)
         else:
             connection.execute(
                 insert(samples),
@@ -144,16 +175,17 @@ class SampleStore:
         with self.engine.connect() as connection:
             return [(ts, value) for ts, value in connection.execute(query)]
 
-    def windows_by_name(self, name: str, since: float) -> dict[str, list[tuple[float, float]]]:
-        """Every series called ``name`` (any labels): key → ``(ts, value)`` since ``since``."""
-        query = self._series_points(series.c.key, series.c.name == name, since).order_by(
+    def windows_by_name(self, names: Collection[str], since: float) -> RecentWindows:
+        """Every series called one of ``names`` (any labels), its points since ``since``, in one
+        query: a pass's patterns then cost one read rather than one per condition."""
+        query = self._series_points(series.c.key, series.c.name.in_(sorted(names)), since).order_by(
             series.c.key, "ts"
         )
-        result: dict[str, list[tuple[float, float]]] = {}
+        by_key: dict[str, list[tuple[float, float]]] = {}
         with self.engine.connect() as connection:
             for key, ts, value in connection.execute(query):
-                result.setdefault(key, []).append((ts, value))
-        return result
+                by_key.setdefault(key, []).append((ts, value))
+        return RecentWindows(by_key)
 
     def logs_since(self, since: float) -> list[LogEvent]:
         query = (
@@ -174,33 +206,69 @@ class SampleStore:
             series.c.name,
             series.c.labels,
             series.c.analyzed_until,
-            series.c.detector_state,
         )
         if shards > 1:
             query = query.where(series.c.id % shards == shard)
         with self.engine.connect() as connection:
             return [SeriesCursor(*row) for row in connection.execute(query.order_by(series.c.id))]
 
-    def new_points(self, shard: int = 0, shards: int = 1) -> dict[int, NewPoints]:
-        """Points each series of the shard received after its cursor, in one query.
+    def detector_states(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The saved detector state of each of these series that has one."""
+        states: dict[int, dict[str, Any]] = {}
+        with self.engine.connect() as connection:
+            for first in range(0, len(ids), _IDS_PER_QUERY):
+                chosen = series.c.id.in_(ids[first : first + _IDS_PER_QUERY])
+                query = select(series.c.id, series.c.detector_state).where(
+                    chosen, series.c.detector_state.is_not(None)
+                )
+                states.update(connection.execute(query).tuples().all())
+        return states
 
-        Rows are fetched as plain tuples straight into numpy: an analyze pass reads hundreds of
-        thousands of them, and building a SQLAlchemy row for each costs more than the query.
+    def new_points(self, shard: int = 0, shards: int = 1) -> dict[int, NewPoints]:
+        """Points each series of the shard received after its cursor, oldest first, in one query.
+
+        An analyze pass reads hundreds of thousands of points, and a Python object per point
+        costs more than the query. PostgreSQL gathers each series' points into two float8
+        arrays, read in binary straight into numpy (``pg_bulk``); SQLite's rows go from the
+        driver's cursor into one numpy table, split by series.
         """
         in_shard = series.c.id % shards == shard if shards > 1 else true()
+        if self._postgres:
+            return self._new_point_arrays(in_shard)
         query = self._series_points(series.c.id, in_shard, series.c.analyzed_until).order_by(
             series.c.id, "ts"
         )
         with self.engine.connect() as connection:
-            rows = connection.execute(query).cursor.fetchall()
-        if not rows:
+            table = np.fromiter(connection.execute(query).cursor, dtype=_POINT_ROW)
+        if not table.size:
             return {}
-        table = np.array(rows, dtype=float)
-        starts = np.flatnonzero(np.diff(table[:, 0], prepend=-1.0))
+        starts = np.flatnonzero(np.diff(table["series_id"], prepend=-1))
         return {
-            int(table[begin, 0]): NewPoints(table[begin:end, 1], table[begin:end, 2])
+            int(table["series_id"][begin]): NewPoints(
+                table["ts"][begin:end], table["value"][begin:end]
+            )
             for begin, end in zip(starts, [*starts[1:], len(table)], strict=True)
         }
+
+    def _new_point_arrays(self, chosen: Any) -> dict[int, NewPoints]:
+        # Unordered aggregates cost a third less than ordered ones; both see the rows in the same
+        # order, which is nearly always time order already (samples are appended as they come).
+        points = (
+            select(
+                postgresql.array_agg(samples.c.ts).label("ts"),
+                postgresql.array_agg(samples.c.value).label("value"),
+            )
+            .where(samples.c.series_id == series.c.id, samples.c.ts > series.c.analyzed_until)
+            .lateral()
+        )
+        query = (
+            select(series.c.id, points.c.ts, points.c.value)
+            .join_from(series, points, true())
+            .where(chosen, points.c.ts.is_not(None))
+        )
+        with self.engine.connect() as connection:
+            rows = pg_bulk.fetch(connection, query)
+        return {series_id: _in_time_order(ts, value) for series_id, ts, value in rows}
 
     def _series_points(self, column: Any, chosen: Any, since: Any) -> Select[Any]:
         """``column``, ts and value of the samples after ``since`` of the series ``chosen``.
@@ -232,24 +300,32 @@ class SampleStore:
 
     def save_analysis(self, cursors: Sequence[CursorUpdate], found: Sequence[Anomaly]) -> None:
         """An analyze pass's cursors and anomalies, in one transaction: a pass that fails
-        half-way saves nothing, and the next pass scores the same points again."""
+        half-way saves nothing, and the next pass scores the same points again.
+
+        Ten thousand series' states are written on every pass, so the statements skip
+        SQLAlchemy's per-row parameter processing: on PostgreSQL one ``UPDATE ... FROM unnest``
+        of binary arrays and a binary COPY, on SQLite the driver's own ``executemany``.
+        """
         if not cursors:
             return
+        ids = {c.key: c.series_id for c in cursors}
+        states = [json.dumps(c.state) for c in cursors]
+        rows = [(ids[a.series], a.ts, a.value, a.score, a.detector) for a in found]
         with self.engine.begin() as connection:
-            connection.execute(
-                update(series)
-                .where(series.c.id == bindparam("series_id"))
-                .values(analyzed_until=bindparam("until"), detector_state=bindparam("state")),
-                [{"series_id": c.series_id, "until": c.until, "state": c.state} for c in cursors],
+            if self._postgres:
+                columns = [[c.series_id for c in cursors], [c.until for c in cursors], states]
+                pg_bulk.execute(connection, _UPDATE_CURSORS["postgresql"], columns)
+                pg_bulk.copy_in(connection, _COPY_ANOMALIES, _ANOMALY_TYPES, rows)
+                return
+            connection.exec_driver_sql(
+                _UPDATE_CURSORS["sqlite"],
+                [(c.until, state, c.series_id) for c, state in zip(cursors, states, strict=True)],
             )
-            if found:
-                ids = {c.key: c.series_id for c in cursors}
-                connection.execute(
-                    insert(anomalies),
-                    [
-                        {"series_id": ids[a.series], **a.model_dump(exclude={"series"})}
-                        for a in found
-                    ],
+            if rows:
+                connection.exec_driver_sql(
+                    "INSERT INTO anomalies (series_id, ts, value, score, detector) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
                 )
 
     def count(self) -> int:

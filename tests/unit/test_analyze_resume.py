@@ -1,6 +1,8 @@
-"""Detector state through the store: passes split between two workers end where one worker does."""
+"""Detector state through the store: passes split between two workers end where one worker does,
+and a pass whose save fails is scored again from the saved state, as if it had never run."""
 
 import numpy as np
+import pytest
 
 from selfmend.config import Settings
 from selfmend.models import Sample
@@ -16,15 +18,19 @@ def batches(start: float) -> list[list[Sample]]:
     ]
 
 
+def saved_state(system: System) -> dict:
+    (cursor,) = system.store.samples.cursors()
+    return system.store.samples.detector_states([cursor.id])[cursor.id]
+
+
 def final_state(tmp_path, workers: int) -> dict:
     settings = Settings(home=tmp_path, store_url=f"sqlite:///{tmp_path}/store.db")
     analyzers = [System.from_settings(settings, patterns=()).analyzer for _ in range(workers)]
-    store = System.from_settings(settings, patterns=()).store
+    system = System.from_settings(settings, patterns=())
     for number, batch in enumerate(batches(start=1_700_000_000.0)):
-        store.samples.insert(batch)
+        system.store.samples.insert(batch)
         analyzers[number % workers].run(now=batch[-1].ts)  # workers take turns: caches go stale
-    (cursor,) = store.samples.cursors()
-    return cursor.detector_state
+    return saved_state(system)
 
 
 def test_two_workers_taking_turns_leave_the_same_detector_as_one(tmp_path):
@@ -32,3 +38,25 @@ def test_two_workers_taking_turns_leave_the_same_detector_as_one(tmp_path):
     two = final_state(tmp_path / "two", workers=2)
     assert one["model"] == two["model"]
     assert one["model"]["detector"] == "stream"
+
+
+def test_a_pass_whose_save_fails_is_scored_again_from_the_saved_state(tmp_path, monkeypatch):
+    settings = Settings(home=tmp_path, store_url=f"sqlite:///{tmp_path}/store.db")
+    system = System.from_settings(settings, patterns=())
+    first, second, third = batches(start=1_700_000_000.0)
+    system.store.samples.insert(first)
+    system.analyzer.run(now=first[-1].ts)
+    system.store.samples.insert(second)
+
+    def lost(*_):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(system.store.samples, "save_analysis", lost)
+        with pytest.raises(OSError):
+            system.analyzer.run(now=second[-1].ts)  # the detector scored the batch, unsaved
+    report = system.analyzer.run(now=second[-1].ts)
+    assert report.points == len(second)  # the same points again, not skipped
+    system.store.samples.insert(third)
+    system.analyzer.run(now=third[-1].ts)
+    assert saved_state(system)["model"] == final_state(tmp_path / "clean", workers=1)["model"]
