@@ -1,12 +1,13 @@
 """Detector throughput and one analyze pass at scale.
 
-    python -m bench.detectors [--points 1000000] [--series 10000] [--postgres URL]
+    python -m bench.detectors [--points 1000000] [--series 10000] [--repeat 3] [--postgres URL]
 
 - ``score_many`` points/s for each statistical detector on one core (numba compiled first);
 - how often the default detector raises a false alarm on pure Gaussian noise;
 - one analyze pass over ``--series`` series of 60 new points each, on SQLite and, with
   ``--postgres``, on PostgreSQL: seconds for the whole pass (read cursors and points, detect,
-  save state and anomalies in one transaction), and the detector state's JSON size per series.
+  save state and anomalies in one transaction) in the worker that ran the previous pass and
+  in one that did not, and the detector state's JSON size per series.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -74,24 +76,40 @@ def fill(system: System, count: int, start: float, points: int, seed: int) -> No
         system.store.samples.insert(batch)
 
 
-def analyze_pass(store_url: str, count: int) -> tuple[float, list[int], int, int]:
-    """Seconds for one pass over ``count`` series of 60 new points, the state sizes, and the
-    anomalies and signals (incidents opened or joined) it found, all false: the data is noise."""
+def analyze_passes(store_url: str, count: int, repeat: int) -> dict[str, Any]:
+    """``repeat`` rounds of two passes over ``count`` series of 60 new points each: one by the
+    worker that ran the previous pass (warm), one by a new worker (cold: it restores every
+    detector from the store). Seconds of each pass, the state sizes, and the anomalies
+    and signals (incidents opened or joined) found, all false: the data is noise."""
     home = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
-    system = System.from_settings(Settings(home=home, store_url=store_url, mode="observe"))
+    settings = Settings(home=home, store_url=store_url, mode="observe")
+    system = System.from_settings(settings)
     now = time.time()
-    start = now - (HISTORY + NEW_POINTS) * 15.0
+    start = now - (HISTORY + 2 * repeat * NEW_POINTS) * 15.0
     fill(system, count, start, HISTORY, seed=1)
     system.analyzer.run(now=start + HISTORY * 15.0)  # every series has a saved detector
-    fill(system, count, start + HISTORY * 15.0, NEW_POINTS, seed=2)
-    began = time.perf_counter()
-    report = system.analyzer.run(now=now)
-    elapsed = time.perf_counter() - began
-    assert report.series == count and report.points == count * NEW_POINTS, report
+    figures: dict[str, Any] = {"warm": [], "cold": [], "anomalies": 0, "signals": 0}
+    analyzer = system.analyzer
+    for number in range(2 * repeat):
+        kind = "warm" if number % 2 == 0 else "cold"
+        if kind == "cold":  # a new worker, which then runs the next (warm) pass
+            analyzer = System.from_settings(settings).analyzer
+        since = start + (HISTORY + number * NEW_POINTS) * 15.0
+        fill(system, count, since, NEW_POINTS, seed=2 + number)
+        began = time.perf_counter()
+        report = analyzer.run(now=since + NEW_POINTS * 15.0)
+        figures[kind].append(time.perf_counter() - began)
+        assert report.series == count and report.points == count * NEW_POINTS, report
+        figures["anomalies"] += report.anomalies
+        figures["signals"] += len(report.new_incidents) + len(report.grouped)
     with system.store.engine.connect() as connection:
         states = connection.execute(select(series_table.c.detector_state)).scalars().all()
-    sizes = [len(json.dumps(state["model"])) for state in states]
-    return elapsed, sizes, report.anomalies, len(report.new_incidents) + len(report.grouped)
+    figures["sizes"] = [len(json.dumps(state["model"])) for state in states]
+    return figures
+
+
+def spread(seconds: list[float]) -> str:
+    return f"{np.median(seconds):.2f} s (range {min(seconds):.2f}-{max(seconds):.2f})"
 
 
 def fresh_postgres(url: str) -> str:
@@ -105,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of warm and cold passes")
     parser.add_argument("--postgres", help="e.g. postgresql://postgres@127.0.0.1:5432")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -118,11 +137,15 @@ def main() -> None:
     if args.postgres:
         stores["postgresql"] = fresh_postgres(args.postgres)
     for store, url in stores.items():
-        elapsed, sizes, anomalies, signals = analyze_pass(url, args.series)
+        figures = analyze_passes(url, args.series, args.repeat)
+        sizes = figures["sizes"]
+        passes = 2 * args.repeat
         print(
-            f"analyze pass, {store}: {args.series:,} series x {NEW_POINTS} points in "
-            f"{elapsed:.2f} s; state {np.mean(sizes):.0f} B mean, {max(sizes)} B max; "
-            f"on noise: {anomalies} anomalies stored, {signals} raised as incidents"
+            f"analyze pass, {store}: {args.series:,} series x {NEW_POINTS} points, median of "
+            f"{args.repeat}: warm {spread(figures['warm'])}, cold {spread(figures['cold'])}; "
+            f"state {np.mean(sizes):.0f} B mean, {max(sizes)} B max; on noise, per pass: "
+            f"{figures['anomalies'] / passes:.0f} anomalies stored, "
+            f"{figures['signals'] / passes:.1f} raised as incidents"
         )
 
 

@@ -122,11 +122,12 @@ class StreamDetector:
     def from_state(cls, state: dict[str, Any]) -> Self:
         given = state["params"]
         detector = cls(_params(json.dumps(given, sort_keys=True)) if given else DEFAULTS)
-        n = detector.params.bins
-        floats = unpack(state["floats"], kernel.SCALARS + 2 * n)
-        scalars, baseline, phase_records = np.split(floats, [kernel.SCALARS, kernel.SCALARS + n])
-        detector.scalars = scalars.copy()
-        detector.bins = np.concatenate([baseline, unpack(state["seen"], n), phase_records])
+        n, first_bin = detector.params.bins, kernel.SCALARS
+        floats = unpack(state["floats"], first_bin + 2 * n)  # a fresh array: slices may keep it
+        detector.scalars = floats[:first_bin]
+        detector.bins = np.concatenate(
+            [floats[first_bin : first_bin + n], unpack(state["seen"], n), floats[first_bin + n :]]
+        )
         return detector
 
 

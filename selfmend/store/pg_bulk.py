@@ -9,6 +9,7 @@ loaded with ``numpy.frombuffer``.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,18 +20,18 @@ from sqlalchemy import Connection, Select
 
 FLOAT8_ARRAY_OID = 1022
 FLOAT8_OID = 701
-# The binary array format: ndim, has-nulls flag, element type, then per dimension its length
-# and lower bound; then each element as its byte length followed by the big-endian value.
-_HEADER = np.dtype([("ndim", ">i4"), ("has_null", ">i4"), ("element", ">u4")])
-_ONE_DIMENSION = _HEADER.itemsize + 8
-_ELEMENT = np.dtype([("length", ">i4"), ("value", ">f8")])
+# The binary array format: ndim, has-nulls flag and element type, then per dimension its length
+# and lower bound, then each element as its byte length (4 bytes) and its big-endian value.
+_HEADER = struct.Struct(">iiI")
+_DIMENSION = struct.Struct(">ii")
+_LENGTH_BYTES = 4
 
 
 class Float8ArrayLoader(Loader):
     format = pq.Format.BINARY
 
     def load(self, data: Any) -> np.ndarray:
-        ndim, has_null, element = np.frombuffer(data, dtype=_HEADER, count=1)[0]
+        ndim, has_null, element = _HEADER.unpack_from(data)
         if ndim == 0:
             return np.zeros(0)
         if ndim != 1 or has_null or element != FLOAT8_OID:
@@ -38,7 +39,15 @@ class Float8ArrayLoader(Loader):
                 f"expected a one-dimensional float8[] without NULLs, got ndim={ndim}, "
                 f"has_null={has_null}, element type {element}"
             )
-        return np.frombuffer(data, dtype=_ELEMENT, offset=_ONE_DIMENSION)["value"].astype(float)
+        size, _ = _DIMENSION.unpack_from(data, _HEADER.size)
+        values = np.ndarray(
+            (size,),
+            dtype=">f8",
+            buffer=data,
+            offset=_HEADER.size + _DIMENSION.size + _LENGTH_BYTES,
+            strides=(_LENGTH_BYTES + 8,),
+        )
+        return values.astype(np.float64)
 
 
 def _cursor(connection: Connection, binary: bool = False) -> Cursor[Any]:
