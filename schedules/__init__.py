@@ -15,6 +15,7 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     intervals = {
         "selfmend.collect": settings.collect_interval,
         "selfmend.analyze": settings.analyze_interval,
+        "selfmend.check_tasks": settings.task_check_interval,
     }
     return {
         name: {"task": name, "schedule": interval, "options": {"expires": 2 * interval}}

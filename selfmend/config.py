@@ -76,12 +76,23 @@ class Settings(BaseSettings):
     patterns_file: Path | None = Field(
         None, description="TOML file of user patterns, laid over the built-in catalogue."
     )
+    task_check_interval: float = Field(
+        300.0, gt=0, description="How often the integration check looks for unregistered tasks."
+    )
+    task_check_paths: CommaList = Field(
+        default_factory=list,
+        description="The application's source folders, scanned for task names (never imported).",
+    )
+    task_check_log_window: float = Field(
+        3600.0, gt=0, description="Seconds of stored log lines the integration check reads."
+    )
 
     @field_validator(
         "monitor_redis_urls",
         "monitor_postgres_urls",
         "prometheus_targets",
         "multivariate_services",
+        "task_check_paths",
         mode="before",
     )
     @classmethod

@@ -1,13 +1,17 @@
 """The composition root: builds the store, collectors, detectors and actions from Settings.
 
 Workers, the CLI and tests all start here, so each stage runs the same parts wherever it runs.
-Parts that need Celery (the worker pools, the queue probe) are passed in from ``workers/``.
+Parts that need Celery (the worker pools, the queue probe, the task registry and beat schedule)
+are passed in from ``workers/``.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,9 +28,12 @@ from selfmend.detect.catalogue import BUILTIN_PATTERNS, with_user_patterns
 from selfmend.detect.multivariate import ServiceForest
 from selfmend.detect.pattern_file import check_actions, read_patterns
 from selfmend.detect.patterns import Pattern
+from selfmend.detect.task_names import TaskRegistry
+from selfmend.detect.unregistered import TaskCheckSources, TaskNameCheck
+from selfmend.errors import ConfigurationError
 from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
 from selfmend.remedy.actions.set_control import SetControl
-from selfmend.remedy.actions.task_alias import TaskAlias, TaskRegistry
+from selfmend.remedy.actions.task_alias import TaskAlias
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Executor
 from selfmend.store import Store
@@ -52,6 +59,7 @@ class System:
     worker_pools: WorkerPools | None = None
     celery_probe: CeleryProbe | None = None
     task_registry: TaskRegistry | None = None
+    beat_schedule: Mapping[str, Any] = field(default_factory=dict)
     pull_collectors: list[Collector] = field(default_factory=list)
 
     @classmethod
@@ -125,6 +133,31 @@ class System:
             window_seconds=self.settings.verify_window_seconds,
             min_samples=self.settings.verify_min_samples,
         )
+
+    @cached_property
+    def task_check(self) -> TaskNameCheck:
+        if self.task_registry is None:
+            raise ConfigurationError(
+                "the integration check asks the workers what they registered: build the "
+                "System with a task_registry (workers.control.CeleryTaskRegistry)"
+            )
+        sources = TaskCheckSources(
+            schedule=self.beat_schedule,
+            source_paths=tuple(map(Path, self.settings.task_check_paths)),
+            log_window=self.settings.task_check_log_window,
+        )
+        aliases = TaskAliasStore(self.store.controls)
+        return TaskNameCheck(self.store, self.task_registry, aliases, sources)
+
+    def check_task_names(self, now: float | None = None) -> dict[str, Any]:
+        """One run of the integration check: incidents for unregistered task names, each with
+        the alias it proposes, and the incidents of names no longer seen resolved."""
+        now = time.time() if now is None else now
+        findings = self.task_check.findings(now)
+        report = self.analyzer.raise_signals(self.task_check.signals(findings, now), now)
+        report.cleared += self.task_check.resolve_gone(findings)
+        found = [{"name": f.name, "suggestion": f.suggestion, "count": f.count} for f in findings]
+        return {"findings": found, **report.as_dict()}
 
     def collect(self) -> dict[str, Any]:
         """One collect pass: drain pushed samples, then every pull collector, each isolated."""

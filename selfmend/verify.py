@@ -3,7 +3,8 @@
 Fixed means the whole hold window after the settle delay is back in band: no metric condition
 of the pattern that reads the incident's series holds over those samples (in a composite, the
 other series are context, not the symptom being fixed), or, for a detector incident, every
-sample lies in the band the detector knew before the fault. Not fixed rolls the action back.
+sample lies in the band the detector knew before the fault; for a task alias, no message under
+the wrong name failed in the workers' logs over the window. Not fixed rolls the action back.
 Too early returns ``NotYet`` with the seconds to wait: the task reschedules itself, a worker
 never sleeps.
 """
@@ -18,6 +19,7 @@ import structlog
 
 from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import Pattern
+from selfmend.detect.unregistered import UNREGISTERED_TASK_PATTERN, logged
 from selfmend.models import ExecutionState, IncidentStatus, Verdict
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
@@ -85,6 +87,8 @@ class Verifier:
         end = start + self.window_seconds
         if now < end:
             return NotYet(end - now, "hold window not over")
+        if incident.pattern == UNREGISTERED_TASK_PATTERN:
+            return self._judge(incident, remediation, *self._routed(incident, start, end))
         points = self.store.samples.window(incident.series_key or "", start, end)
         if len(points) < self.min_samples:
             if now < end + 2 * self.window_seconds:
@@ -113,6 +117,16 @@ class Verifier:
         holding = [text for text, c in judged.items() if c.holds(values[text])]
         verdict = Verdict.FIXED if judged and not holding else Verdict.NOT_FIXED
         return verdict, {"samples": len(points), "values": values, "still_holding": holding}
+
+    def _routed(
+        self, incident: Incident, start: float, end: float
+    ) -> tuple[Verdict, dict[str, Any]]:
+        """An alias is judged by the workers' log lines: no message under the wrong name may
+        fail as unregistered during the hold window."""
+        name = incident.evidence["name"]
+        failed = [sighting for sighting in logged(self.store, start, end) if sighting.name == name]
+        verdict = Verdict.NOT_FIXED if failed else Verdict.FIXED
+        return verdict, {"unregistered_since_fix": len(failed), "seen": [f.where for f in failed]}
 
     def _judge(
         self, incident: Incident, remediation: Remediation, verdict: Verdict, after: dict[str, Any]

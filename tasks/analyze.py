@@ -6,7 +6,7 @@ With ``series_shards`` above one, the scheduled call fans out as a group, one ta
 from celery import group
 
 from tasks.arguments import ShardArgs, parse
-from tasks.remediate import remediation_chain
+from tasks.remediate import start_remediations
 from workers import app
 from workers.runtime import system
 
@@ -19,8 +19,5 @@ def analyze(shard: int | None = None) -> dict:
         group(analyze.s(index) for index in range(shards)).apply_async()
         return {"fanned_out": shards}
     report = system().analyzer.run(shard=args.shard or 0, shards=shards)
-    chains = {}
-    for incident_id in report.new_incidents + report.approved:
-        started = remediation_chain(incident_id).apply_async()
-        chains[incident_id] = {"remediate": started.parent.id, "verify": started.id}
+    chains = start_remediations(report.new_incidents + report.approved)
     return {**report.as_dict(), "chains": chains}

@@ -9,7 +9,7 @@ from schedules import build_schedule
 from selfmend.config import Settings
 
 EMBEDDED_TRANSPORT = "workers.filebroker:Transport"
-STAGES = ("collect", "analyze", "remediate", "verify")
+STAGES = ("collect", "analyze", "remediate", "verify", "check_tasks")
 TASK_MODULES = [f"tasks.{stage}" for stage in STAGES]
 
 

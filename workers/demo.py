@@ -18,25 +18,18 @@ from selfmend.config import Settings
 from selfmend.demo.simapp import FAULT_PATTERNS, SimulatedShop
 from selfmend.demo.timeline import FaultRow, compressed, false_incidents, fault_rows
 from selfmend.detect.catalogue import BUILTIN_PATTERNS
-from selfmend.system import System
 
 
 def run_demo(
     console: Console, *, faults: tuple[tuple[str, float], ...], speed: float, deadline: float
 ) -> list[FaultRow]:
     from workers import app, runtime
-    from workers.control import CeleryQueueProbe, CeleryWorkerPools
     from workers.embedded import embedded_worker
     from workers.logs import configure_logging
 
     configure_logging("WARNING", json=False)
     settings: Settings = app.selfmend_settings
-    system = System.from_settings(
-        settings,
-        patterns=compressed(BUILTIN_PATTERNS, speed),
-        worker_pools=CeleryWorkerPools(app),
-        celery_probe=CeleryQueueProbe(app),
-    )
+    system = runtime.build(app, patterns=compressed(BUILTIN_PATTERNS, speed))
     runtime.install(system)
     shop = SimulatedShop(Client(settings, store=system.store, control_ttl=0.5))
     console.print(

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from celery import Celery
+
+from selfmend.config import Settings
 from selfmend.system import System
 from workers.control import CeleryQueueProbe, CeleryTaskRegistry, CeleryWorkerPools
 
 _system: System | None = None
 _lock = threading.Lock()
+
+
+def build(app: Celery, settings: Settings | None = None, **parts: Any) -> System:
+    """The System with the parts only a Celery app gives (pools, queue probe, registered
+    tasks, beat schedule); ``parts`` replace any of them, or the patterns."""
+    celery_parts = {
+        "worker_pools": CeleryWorkerPools(app),
+        "celery_probe": CeleryQueueProbe(app),
+        "task_registry": CeleryTaskRegistry(app),
+        "beat_schedule": app.conf.beat_schedule,
+    }
+    return System.from_settings(settings or app.selfmend_settings, **{**celery_parts, **parts})
 
 
 def system() -> System:
@@ -17,12 +33,7 @@ def system() -> System:
         if _system is None:
             from workers import app
 
-            _system = System.from_settings(
-                app.selfmend_settings,
-                worker_pools=CeleryWorkerPools(app),
-                celery_probe=CeleryQueueProbe(app),
-                task_registry=CeleryTaskRegistry(app),
-            )
+            _system = build(app)
         return _system
 
 

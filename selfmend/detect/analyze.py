@@ -129,6 +129,13 @@ class Analyzer:
         self._raise(report, signals, now)
         return report
 
+    def raise_signals(self, signals: list[Signal], now: float) -> AnalyzeReport:
+        """Incidents for signals found outside a pass (the integration check's), opened,
+        grouped and ranked as a pass's own are."""
+        report = AnalyzeReport()
+        self._raise(report, signals, now)
+        return report
+
     def matches(self, now: float, recent: _Recent | None = None) -> list[Match]:
         recent = recent or self._recent(now)
         found: list[Match] = []
@@ -282,7 +289,9 @@ class Analyzer:
             return not tail or any(not low <= value <= high for value in tail)
         pattern = self.patterns.get(incident.pattern)
         if pattern is None:
-            return True  # a pattern removed from the catalogue: leave it to a person
+            # The integration check judges its own incidents; a pattern removed from the
+            # catalogue is left to a person.
+            return True
         matches = self._match(pattern, now, recent)
         return any(match.target == incident.target for match in matches)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from selfmend.errors import InvalidInput
 
@@ -34,6 +34,11 @@ _UNREGISTERED = re.compile(
 _NAMING_CALLS = frozenset({"send_task", "signature", "Signature", "subtask"})
 _NAME_KEYWORDS = frozenset({"name", "task"})
 _SKIPPED_FOLDERS = frozenset({"__pycache__", "site-packages", "node_modules"})
+
+
+class TaskRegistry(Protocol):
+    def registered(self) -> dict[str, set[str]]:
+        """Task names registered on each worker node that answered."""
 
 
 @dataclass(frozen=True)

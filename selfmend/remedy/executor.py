@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from selfmend.config import Mode
-from selfmend.detect.patterns import Pattern
+from selfmend.detect.patterns import ActionSpec, Pattern
 from selfmend.errors import ActionError, ConfigurationError
 from selfmend.models import ExecutionState, IncidentStatus, Risk
 from selfmend.remedy.attempt import Attempt
@@ -80,21 +81,36 @@ class Executor:
                 f"flapping: {incident.pattern} on {incident.target} reopened "
                 f"{incident.reopen_count} times within the flap window",
             )
-        pattern = self.patterns.get(incident.pattern)
-        if pattern is None or pattern.action is None:
+        try:
+            fix = self._fix_for(incident)
+        except (ConfigurationError, ValidationError) as error:
+            return self._escalate(incident, f"the proposed fix is refused: {error}")
+        if fix is None:
             return self._escalate(incident, f"pattern {incident.pattern!r} has no automatic fix")
-        action = self.catalogue.get(pattern.action.name)
-        risk = max(action.risk, pattern.action.risk or action.risk, key=_RISK_ORDER.index)
+        spec, action = fix
+        risk = max(action.risk, spec.risk or action.risk, key=_RISK_ORDER.index)
         claimed = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
         if claimed is not None:
             return self._resume(incident, action, claimed)
         try:
-            plan = action.plan(pattern.action.params)
+            plan = action.plan(spec.params)
         except (ActionError, ConfigurationError) as error:
             unplanned = Plan(action.name, "-", {}, {}, "")
             self._attempt(incident, action, unplanned, risk).log(ExecutionState.FAILED, str(error))
             return self._escalate(incident, f"could not plan {action.name}: {error}")
         return self._gate(self._attempt(incident, action, plan, risk))
+
+    def _fix_for(self, incident: Incident) -> tuple[ActionSpec, Action] | None:
+        """The pattern's fix, or the one the stage that opened the incident proposed (the
+        integration check's alias), with its allow-listed action. A proposal passes the same
+        allow-list, the action's own parameter model and the same gate as a pattern's fix."""
+        pattern = self.patterns.get(incident.pattern)
+        if pattern is not None:
+            spec = pattern.action
+        else:
+            proposal = incident.evidence.get("proposal")
+            spec = None if proposal is None else ActionSpec.model_validate(proposal)
+        return None if spec is None else (spec, self.catalogue.get(spec.name))
 
     def _attempt(self, incident: Incident, action: Action, plan: Plan, risk: Risk) -> Attempt:
         return Attempt(self.store, ACTOR, incident, action, plan, risk)

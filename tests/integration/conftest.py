@@ -87,7 +87,6 @@ def settings(celery_app) -> Settings:
 def install(celery_app, worker) -> Iterator[Callable[..., System]]:
     """Build the System the worker uses for this test (fresh store tables, flushed Redis)."""
     from workers import runtime
-    from workers.control import CeleryQueueProbe, CeleryTaskRegistry, CeleryWorkerPools
 
     for db in (13, 14, 15):
         redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
@@ -95,13 +94,7 @@ def install(celery_app, worker) -> Iterator[Callable[..., System]]:
 
     def build(patterns: tuple[Pattern, ...] = FAST_PATTERNS, **overrides) -> System:
         settings = celery_app.selfmend_settings.model_copy(update=overrides)
-        system = System.from_settings(
-            settings,
-            patterns=patterns,
-            worker_pools=CeleryWorkerPools(celery_app),
-            celery_probe=CeleryQueueProbe(celery_app),
-            task_registry=CeleryTaskRegistry(celery_app),
-        )
+        system = runtime.build(celery_app, settings, patterns=patterns)
         _truncate(system.store)
         runtime.install(system)
         built.append(system)

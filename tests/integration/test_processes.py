@@ -21,11 +21,12 @@ import pytest
 import redis
 
 from tests.integration.conftest import POSTGRES, REDIS, wait_for
+from workers.app import STAGES
 
 pytestmark = pytest.mark.integration
 
 DATABASE = "selfmend_processes"
-STAGE_TASKS = {"selfmend.collect", "selfmend.analyze", "selfmend.remediate", "selfmend.verify"}
+STAGE_TASKS = {f"selfmend.{stage}" for stage in STAGES}
 FLOWER_USER = "ops:secret"
 
 

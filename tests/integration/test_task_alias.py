@@ -1,7 +1,9 @@
 """The integration check against a real worker: a ``celery worker`` subprocess of a small shop
 application on the Redis broker, selfmend's store on PostgreSQL, and a client that misspells a
 task name. The check finds the name in the worker's log, the approved alias routes it to the
-right task, and rollback takes the alias away."""
+right task, and rollback takes the alias away; and the whole loop runs through selfmend's own
+worker: the shop's error line is pushed and collected, ``selfmend.check_tasks`` opens an incident
+proposing the alias, a person approves it, and the alias is applied and verified."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import pytest
 from celery.exceptions import NotRegistered
 
 from selfmend.detect.task_names import check, in_log
+from selfmend.models import IncidentStatus
 from selfmend.remedy.actions.task_alias import TaskAlias
+from selfmend.remedy.approvals import approve
 from selfmend.remedy.policy import GateFacts, Verdict, decide
 from selfmend.store import Store
 from selfmend.store.task_aliases import TaskAliasStore
@@ -29,7 +33,9 @@ SHOP_APP = """\
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger
 
+from selfmend import client
 from selfmend_celery import install_task_aliases
 
 app = Celery(
@@ -46,6 +52,11 @@ def send_invoice(order_id):
 
 
 install_task_aliases(app, refresh_seconds=0.2)
+
+
+@after_setup_logger.connect
+def forward_errors(logger, **_):
+    logger.addHandler(client.LogHandler())  # the worker's ERROR lines reach selfmend's store
 """
 
 
@@ -56,8 +67,12 @@ class ShopWorker:
     def output(self) -> str:
         return self.log.read_text()
 
-    def wait_for_line(self, text: str) -> None:
-        wait_for(lambda: text in self.output(), timeout=10, every=0.1)
+    def mark(self) -> int:
+        """Where the log ends now: ``wait_for_line`` after it ignores what came before."""
+        return len(self.output())
+
+    def wait_for_line(self, text: str, after: int = 0) -> None:
+        wait_for(lambda: text in self.output()[after:], timeout=10, every=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +158,36 @@ def test_a_misspelled_task_name_is_found_aliased_to_the_right_task_and_rolled_ba
 
     with pytest.raises(NotRegistered):
         send_misspelled().get(timeout=10)
+
+
+def test_the_loop_finds_the_misspelled_name_and_applies_the_approved_alias(
+    celery_app, shop_worker, install
+):
+    from celery.result import AsyncResult
+
+    system = install(patterns=())
+    misspelled = celery_app.send_task("shop.send_invoce", args=[7], queue=shop_worker.queue)
+    with pytest.raises(NotRegistered):
+        misspelled.get(timeout=10)
+    wait_for(lambda: celery_app.send_task("selfmend.collect").get(timeout=10)["push"]["logs"])
+
+    checked = celery_app.send_task("selfmend.check_tasks").get(timeout=30)
+    (incident_id,) = checked["new_incidents"]
+    chain_ids = checked["chains"][str(incident_id)]
+    waiting = AsyncResult(chain_ids["remediate"], app=celery_app).get(timeout=10)
+    assert waiting["decision"] == "awaiting_approval"
+    assert TaskAliasStore(system.store.controls).all() == {}
+
+    approve(system.store, incident_id, actor="ops")
+    mark = shop_worker.mark()
+    resumed = celery_app.send_task("selfmend.analyze").get(timeout=30)["chains"][str(incident_id)]
+    applied = AsyncResult(resumed["remediate"], app=celery_app).get(timeout=10)
+    assert applied["decision"] == "applied"
+    shop_worker.wait_for_line("task alias on: shop.send_invoce -> shop.send_invoice", mark)
+    resent = celery_app.send_task("shop.send_invoce", args=[7], queue=shop_worker.queue)
+    assert resent.get(timeout=10) == "invoice for order 7"
+
+    judged = AsyncResult(resumed["verify"], app=celery_app).get(timeout=60)
+    assert (judged["verdict"], judged["status"]) == ("fixed", "resolved")
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.RESOLVED
+    assert celery_app.send_task("selfmend.check_tasks").get(timeout=30)["new_incidents"] == []

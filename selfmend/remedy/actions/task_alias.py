@@ -10,21 +10,17 @@ Undo restores the alias that was there before, or removes it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from selfmend.detect.task_names import TaskRegistry
 from selfmend.errors import ActionError
 from selfmend.models import Risk
 from selfmend.remedy.base import Plan, parse_params
 from selfmend.store.task_aliases import MAX_NAME_LENGTH, TaskAliasStore
 
 TASK_NAME = r"^[A-Za-z_][A-Za-z0-9_.:-]*$"
-
-
-class TaskRegistry(Protocol):
-    def registered(self) -> dict[str, set[str]]:
-        """Task names registered on each worker node that answered."""
 
 
 class TaskAliasParams(BaseModel):
