@@ -38,13 +38,15 @@ _COPY_ANOMALIES = (
     "COPY anomalies (series_id, ts, value, score, detector) FROM STDIN (FORMAT BINARY)"
 )
 _ANOMALY_TYPES = ("int4", "float8", "float8", "float8", "text")
-_UPDATE_CURSORS = {
-    "postgresql": "UPDATE series SET analyzed_until = batch.until, "
-    "detector_state = batch.state::json "
+_UPDATE_CURSORS_FROM_ARRAYS = (
+    "UPDATE series SET analyzed_until = batch.until, detector_state = batch.state::json "
     "FROM unnest(%b::int4[], %b::float8[], %b::text[]) AS batch(id, until, state) "
-    "WHERE series.id = batch.id",
-    "sqlite": "UPDATE series SET analyzed_until = ?, detector_state = ? WHERE id = ?",
-}
+    "WHERE series.id = batch.id"
+)
+_UPDATE_CURSOR = "UPDATE series SET analyzed_until = ?, detector_state = ? WHERE id = ?"
+_INSERT_ANOMALY = (
+    "INSERT INTO anomalies (series_id, ts, value, score, detector) VALUES (?, ?, ?, ?, ?)"
+)
 _POINT_ROW = np.dtype([("series_id", "i8"), ("ts", "f8"), ("value", "f8")])
 _IDS_PER_QUERY = 5000  # parameters per IN list on SQLite, well inside its cap of 32,766
 
@@ -93,6 +95,7 @@ class CursorUpdate:
 
 
 def _in_time_order(timestamps: np.ndarray, values: np.ndarray) -> NewPoints:
+    """The points sorted by time, if they came otherwise (a late write, a reused page)."""
     if timestamps.size > 1 and np.any(timestamps[1:] < timestamps[:-1]):
         order = np.argsort(timestamps, kind="stable")
         return NewPoints(timestamps[order], values[order])
@@ -329,19 +332,15 @@ class SampleStore:
         with self.engine.begin() as connection:
             if self._postgres:
                 columns = [[c.series_id for c in cursors], [c.until for c in cursors], states]
-                pg_bulk.execute(connection, _UPDATE_CURSORS["postgresql"], columns)
+                pg_bulk.execute(connection, _UPDATE_CURSORS_FROM_ARRAYS, columns)
                 pg_bulk.copy_in(connection, _COPY_ANOMALIES, _ANOMALY_TYPES, rows)
                 return
             connection.exec_driver_sql(
-                _UPDATE_CURSORS["sqlite"],
+                _UPDATE_CURSOR,
                 [(c.until, state, c.series_id) for c, state in zip(cursors, states, strict=True)],
             )
             if rows:
-                connection.exec_driver_sql(
-                    "INSERT INTO anomalies (series_id, ts, value, score, detector) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
+                connection.exec_driver_sql(_INSERT_ANOMALY, rows)
 
     def count(self) -> int:
         with self.engine.connect() as connection:
