@@ -99,9 +99,12 @@ def patterns() -> None:
 
     table = Table("pattern", "condition", "severity", "fix", "why")
     for pattern in System.from_settings(Settings()).patterns:
-        fix = pattern.action.describe() if pattern.action else "escalate"
         table.add_row(
-            pattern.name, pattern.condition.describe(), pattern.severity, fix, pattern.why
+            pattern.name,
+            pattern.condition.describe(),
+            pattern.severity,
+            pattern.describe_fix(),
+            pattern.why,
         )
     console.print(table)
 

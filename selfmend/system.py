@@ -36,6 +36,7 @@ from selfmend.remedy.actions.set_control import SetControl
 from selfmend.remedy.actions.task_alias import TaskAlias
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Executor
+from selfmend.remedy.plugins import ActionFactory, plugin_actions
 from selfmend.store import Store
 from selfmend.store.task_aliases import TaskAliasStore
 from selfmend.verify import Verifier
@@ -60,6 +61,7 @@ class System:
     celery_probe: CeleryProbe | None = None
     task_registry: TaskRegistry | None = None
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
+    action_factories: tuple[ActionFactory, ...] = ()
     pull_collectors: list[Collector] = field(default_factory=list)
 
     @classmethod
@@ -88,8 +90,12 @@ class System:
 
     @cached_property
     def catalogue(self) -> Catalogue:
+        """The allow-list: the built-in actions, those of ``action_factories``, and the user's
+        actions from the ``selfmend.actions`` entry point group."""
         aliases = TaskAlias(TaskAliasStore(self.store.controls), self.task_registry)
-        return Catalogue([SetControl(self.store.controls), CeleryPool(self.worker_pools), aliases])
+        built_in = [SetControl(self.store.controls), CeleryPool(self.worker_pools), aliases]
+        given = [factory(self.store) for factory in self.action_factories]
+        return Catalogue([*built_in, *given, *plugin_actions(self.store)])
 
     @cached_property
     def push(self) -> PushCollector:

@@ -23,6 +23,7 @@ from selfmend.detect.unregistered import UNREGISTERED_TASK_PATTERN, logged
 from selfmend.models import ExecutionState, IncidentStatus, Verdict
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
+from selfmend.remedy.choice import FixChooser
 from selfmend.remedy.executor import Remediation
 from selfmend.store import Store
 from selfmend.store.incidents import Incident
@@ -64,6 +65,7 @@ class Verifier:
         self.store = store
         self.catalogue = catalogue
         self.patterns = {pattern.name: pattern for pattern in patterns}
+        self.chooser = FixChooser(store, self.patterns)
         self.settle_seconds = settle_seconds
         self.window_seconds = window_seconds
         self.min_samples = min_samples
@@ -131,12 +133,12 @@ class Verifier:
     def _judge(
         self, incident: Incident, remediation: Remediation, verdict: Verdict, after: dict[str, Any]
     ) -> Judgement:
-        status = IncidentStatus.RESOLVED if verdict is Verdict.FIXED else IncidentStatus.ROLLED_BACK
+        action = self.catalogue.get(remediation.action or "")
+        status = self._status_after(incident, verdict, action.name)
         # Whoever moves the incident on owns the verdict: a second delivery records nothing.
         if not self.store.incidents.advance(incident.id, [IncidentStatus.VERIFYING], status):
             current = self.store.incidents.get(incident.id).status
             return Judgement(incident.id, "none", str(current), {}, {"reason": "already judged"})
-        action = self.catalogue.get(remediation.action or "")
         claim = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
         attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)
         before = {"root_cause": incident.root_cause, **incident.evidence}
@@ -156,15 +158,23 @@ class Verifier:
         log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
         return Judgement(incident.id, str(verdict), str(status), before, after)
 
+    def _status_after(self, incident: Incident, verdict: Verdict, action: str) -> IncidentStatus:
+        """Resolved when fixed; when not, open again while another candidate fix is left (the
+        next analyze pass hands it to remediation), else rolled back for good."""
+        if verdict is Verdict.FIXED:
+            return IncidentStatus.RESOLVED
+        if self.chooser.next(incident, finishing=[action]) is not None:
+            return IncidentStatus.OPEN
+        return IncidentStatus.ROLLED_BACK
+
     def _roll_back(self, attempt: Attempt, after: dict[str, Any]) -> None:
         try:
             result = attempt.action.rollback(attempt.plan)
         except Exception as error:
             log.exception("verify.rollback_failed", incident_id=attempt.incident.id)
             attempt.log(ExecutionState.FAILED, f"rollback failed: {error}", result=after)
-            self.store.incidents.advance(
-                attempt.incident.id, [IncidentStatus.ROLLED_BACK], IncidentStatus.ESCALATED
-            )
+            judged = [IncidentStatus.ROLLED_BACK, IncidentStatus.OPEN]  # no next candidate now
+            self.store.incidents.advance(attempt.incident.id, judged, IncidentStatus.ESCALATED)
             return
         attempt.log(
             ExecutionState.ROLLED_BACK,

@@ -71,6 +71,7 @@ class AnalyzeReport:
     new_incidents: list[int] = field(default_factory=list)
     grouped: list[int] = field(default_factory=list)
     approved: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)  # a fix failed; the next candidate is due
     cleared: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -174,7 +175,7 @@ class Analyzer:
             value=match.value,
             described=condition.describe(),
             evidence=match.evidence,
-            fixable=pattern.action is not None,
+            fixable=bool(pattern.actions),
         )
 
     def _raise(self, report: AnalyzeReport, signals: list[Signal], now: float) -> None:
@@ -234,11 +235,18 @@ class Analyzer:
                     report.cleared.append(incident.id)
             elif incident.status is IncidentStatus.AWAITING_APPROVAL and self._approved(incident):
                 report.approved.append(incident.id)
+            elif incident.status is IncidentStatus.OPEN and self._rolled_back_last(incident):
+                report.retried.append(incident.id)
 
     def _approved(self, incident: Incident) -> bool:
         return any(
             e.state is ExecutionState.APPROVED for e in self.store.executions.history(incident.id)
         )
+
+    def _rolled_back_last(self, incident: Incident) -> bool:
+        """Open after a fix was rolled back: verification left another candidate to try."""
+        history = self.store.executions.history(incident.id)
+        return bool(history) and history[-1].state is ExecutionState.ROLLED_BACK
 
     def _judge_services(self, now: float) -> list[Signal]:
         signals = []

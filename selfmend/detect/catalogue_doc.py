@@ -67,7 +67,7 @@ why = "check_payments: the payment provider declines payments."
 def render() -> str:
     parse_patterns(tomllib.loads(EXAMPLE), "the example")  # an example that fails cannot ship
     patterns = BUILTIN_PATTERNS
-    fixed = sum(pattern.action is not None for pattern in patterns)
+    fixed = sum(bool(pattern.actions) for pattern in patterns)
     lines = [
         "# Pattern catalogue",
         "",
@@ -104,7 +104,7 @@ def _by_area(patterns: Iterable[Pattern]) -> dict[str, list[Pattern]]:
 def _pattern_table(patterns: list[Pattern]) -> list[str]:
     rows = ["| pattern | condition | severity | fix | why |", "| --- | --- | --- | --- | --- |"]
     for pattern in patterns:
-        fix = f"`{pattern.action.describe()}`" if pattern.action else "escalate"
+        fix = " or ".join(f"`{a.describe()}`" for a in pattern.actions) or "escalate"
         cells = [f"`{pattern.name}`", f"`{pattern.condition.describe()}`", pattern.severity]
         rows.append(_row([*cells, fix, pattern.why]))
     return rows
@@ -141,7 +141,9 @@ def _user_patterns_section() -> list[str]:
         f"(`level` defaults to `{LogCondition.model_fields['level'].default}`, the regular "
         "expression ignores case). `window` is in seconds; `threshold` is a finite number.",
         "- `action`: `{ name, params, risk }`, naming an action of the catalogue in the README; "
-        "leave it out and the incident goes to a person. A log pattern has no series to "
+        "or `actions`: a list of them, candidates ranked by how often each fixed this pattern "
+        "before (untried ones in the order given) and tried in turn while verification fails. "
+        "Leave both out and the incident goes to a person. A log pattern has no series to "
         "verify a fix on, so it takes no action.",
         "",
         "```toml",

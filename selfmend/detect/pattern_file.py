@@ -52,11 +52,13 @@ def parse_patterns(document: dict[str, Any], source: str) -> tuple[Pattern, ...]
 def check_actions(patterns: Iterable[Pattern], known: Collection[str], source: str) -> None:
     """Refuse a pattern whose action is not one of ``known``, naming both and the known ones."""
     for pattern in patterns:
-        if pattern.action is not None and pattern.action.name not in known:
-            raise ConfigurationError(
-                f"{source}: pattern {pattern.name!r}: action.name: unknown action "
-                f"{pattern.action.name!r}; known actions: {', '.join(sorted(known))}"
-            )
+        for index, action in enumerate(pattern.actions):
+            if action.name not in known:
+                field = "action" if len(pattern.actions) == 1 else f"actions[{index}]"
+                raise ConfigurationError(
+                    f"{source}: pattern {pattern.name!r}: {field}.name: unknown action "
+                    f"{action.name!r}; known actions: {', '.join(sorted(known))}"
+                )
 
 
 def _pattern(entry: Any, index: int, source: str) -> Pattern:
@@ -66,15 +68,22 @@ def _pattern(entry: Any, index: int, source: str) -> Pattern:
         name = entry.get("name") if isinstance(entry, dict) else None
         where = f"pattern {name!r} ({TABLE}[{index}])" if name else f"{TABLE}[{index}]"
         first = error.errors()[0]
-        raise ConfigurationError(f"{source}: {where}: {_field(first)}: {_problem(first)}") from None
+        single = isinstance(entry, dict) and "action" in entry
+        field = _field(first, single)
+        raise ConfigurationError(f"{source}: {where}: {field}: {_problem(first)}") from None
 
 
-def _field(error: ErrorDetails) -> str:
+def _field(error: ErrorDetails, single_action: bool) -> str:
     """The field as written in the file: ``condition.of[1].window``, without the tag pydantic
-    adds to say which kind of condition it validated against."""
+    adds to say which kind of condition it validated against, and ``action`` where the file
+    gave one fix (read as the first of ``actions``)."""
     loc = list(error["loc"])
     if loc[:1] == ["condition"] and len(loc) > 1 and loc[1] in CONDITION_TAGS:
         del loc[1]
+    if single_action and loc[:2] == ["actions", 0]:
+        loc[:2] = ["action"]
+    elif single_action and loc[:1] == ["actions"]:
+        loc[:1] = ["action"]
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     return path.lstrip(".") or "pattern"
 

@@ -26,6 +26,7 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from selfmend.models import Risk, Severity, parse_series_key, series_key
@@ -233,22 +234,45 @@ class ActionSpec(_Strict):
 
 
 class Pattern(_Strict):
+    """A condition, and the fixes that may clear it: ``action`` for one, ``actions`` for several
+    candidates, which the remediate stage ranks by how often each fixed this pattern before and
+    tries in turn while verification fails. No fix: the incident goes to a person."""
+
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     condition: Condition
     severity: Severity
-    action: ActionSpec | None = Field(None, description="None: the incident goes to a person.")
+    actions: tuple[ActionSpec, ...] = ()
     why: str = Field(min_length=1)
 
-    @field_validator("action")
+    @model_validator(mode="before")
     @classmethod
-    def _verifiable(cls, action: ActionSpec | None, info: ValidationInfo) -> ActionSpec | None:
+    def _one_action_or_candidates(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "action" in data:
+            if "actions" in data:
+                raise ValueError("give action (one fix) or actions (candidates), not both")
+            data = {**data, "actions": [data["action"]]}
+            del data["action"]
+        return data
+
+    @field_validator("actions")
+    @classmethod
+    def _verifiable(
+        cls, actions: tuple[ActionSpec, ...], info: ValidationInfo
+    ) -> tuple[ActionSpec, ...]:
         """A fix is judged on fresh samples of the incident's series; a log line has none."""
-        if action is not None and isinstance(info.data.get("condition"), LogCondition):
+        if actions and isinstance(info.data.get("condition"), LogCondition):
             raise ValueError(
                 "a log condition has no series to verify a fix on: leave the action out, "
                 "and the incident goes to a person"
             )
-        return action
+        names = [action.name for action in actions]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]} is a candidate twice; each action is tried once")
+        return actions
+
+    def describe_fix(self) -> str:
+        return " or ".join(action.describe() for action in self.actions) or "escalate"
 
 
 @dataclass(frozen=True)

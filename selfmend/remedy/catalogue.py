@@ -10,7 +10,11 @@ from selfmend.remedy.base import Action
 
 class Catalogue:
     def __init__(self, actions: Iterable[Action]) -> None:
-        self._actions = {action.name: action for action in actions}
+        self._actions: dict[str, Action] = {}
+        for action in actions:
+            if action.name in self._actions:
+                raise ConfigurationError(f"two actions are named {action.name!r}")
+            self._actions[action.name] = action
 
     def get(self, name: str) -> Action:
         try:

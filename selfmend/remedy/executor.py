@@ -16,12 +16,13 @@ import structlog
 from pydantic import ValidationError
 
 from selfmend.config import Mode
-from selfmend.detect.patterns import ActionSpec, Pattern
+from selfmend.detect.patterns import Pattern
 from selfmend.errors import ActionError, ConfigurationError
 from selfmend.models import ExecutionState, IncidentStatus, Risk
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.base import Action, Plan
 from selfmend.remedy.catalogue import Catalogue
+from selfmend.remedy.choice import Candidate, FixChooser
 from selfmend.remedy.policy import GateFacts, Verdict, decide
 from selfmend.store import Store
 from selfmend.store.executions import Execution
@@ -65,7 +66,7 @@ class Executor:
     ) -> None:
         self.store = store
         self.catalogue = catalogue
-        self.patterns = {pattern.name: pattern for pattern in patterns}
+        self.chooser = FixChooser(store, {pattern.name: pattern for pattern in patterns})
         self.mode = mode
         self.cooldown_seconds = cooldown_seconds
         self.flap_reopens = flap_reopens
@@ -81,41 +82,44 @@ class Executor:
                 f"flapping: {incident.pattern} on {incident.target} reopened "
                 f"{incident.reopen_count} times within the flap window",
             )
-        try:
-            fix = self._fix_for(incident)
-        except (ConfigurationError, ValidationError) as error:
-            return self._escalate(incident, f"the proposed fix is refused: {error}")
-        if fix is None:
-            return self._escalate(incident, f"pattern {incident.pattern!r} has no automatic fix")
-        spec, action = fix
-        risk = max(action.risk, spec.risk or action.risk, key=_RISK_ORDER.index)
+        while True:
+            try:
+                candidate = self.chooser.next(incident)
+                action = None if candidate is None else self.catalogue.get(candidate.spec.name)
+            except (ConfigurationError, ValidationError) as error:
+                return self._escalate(incident, f"the proposed fix is refused: {error}")
+            if candidate is None or action is None:
+                return self._escalate(incident, self._nothing_left(incident))
+            remediation = self._try(incident, candidate, action)
+            if remediation is not None:
+                return remediation
+
+    def _try(self, incident: Incident, candidate: Candidate, action: Action) -> Remediation | None:
+        """Plan and gate one candidate; None if it could not be planned (nothing was changed,
+        so the next candidate is tried)."""
+        risk = max(action.risk, candidate.spec.risk or action.risk, key=_RISK_ORDER.index)
         claimed = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
         if claimed is not None:
             return self._resume(incident, action, claimed)
         try:
-            plan = action.plan(spec.params)
+            plan = action.plan(candidate.spec.params)
         except (ActionError, ConfigurationError) as error:
             unplanned = Plan(action.name, "-", {}, {}, "")
-            self._attempt(incident, action, unplanned, risk).log(ExecutionState.FAILED, str(error))
-            return self._escalate(incident, f"could not plan {action.name}: {error}")
-        return self._gate(self._attempt(incident, action, plan, risk))
+            failed = f"could not plan {action.name}: {error}"
+            self._attempt(incident, action, unplanned, risk).log(ExecutionState.FAILED, failed)
+            return None
+        return self._gate(self._attempt(incident, action, plan, risk), candidate.reason())
 
-    def _fix_for(self, incident: Incident) -> tuple[ActionSpec, Action] | None:
-        """The pattern's fix, or the one the stage that opened the incident proposed (the
-        integration check's alias), with its allow-listed action. A proposal passes the same
-        allow-list, the action's own parameter model and the same gate as a pattern's fix."""
-        pattern = self.patterns.get(incident.pattern)
-        if pattern is not None:
-            spec = pattern.action
-        else:
-            proposal = incident.evidence.get("proposal")
-            spec = None if proposal is None else ActionSpec.model_validate(proposal)
-        return None if spec is None else (spec, self.catalogue.get(spec.name))
+    def _nothing_left(self, incident: Incident) -> str:
+        names = [spec.name for spec in self.chooser.candidates(incident)]
+        if not names:
+            return f"pattern {incident.pattern!r} has no automatic fix"
+        return f"every candidate fix was tried: {', '.join(names)}"
 
     def _attempt(self, incident: Incident, action: Action, plan: Plan, risk: Risk) -> Attempt:
         return Attempt(self.store, ACTOR, incident, action, plan, risk)
 
-    def _gate(self, attempt: Attempt) -> Remediation:
+    def _gate(self, attempt: Attempt, chosen: str) -> Remediation:
         incident, name, target = attempt.incident, attempt.action.name, attempt.plan.target
         approval = self.store.executions.step(incident.id, name, ExecutionState.APPROVED)
         decision = decide(
@@ -131,7 +135,7 @@ class Executor:
                 now=time.time(),
             )
         )
-        attempt.log(ExecutionState.PLANNED, attempt.plan.summary)
+        attempt.log(ExecutionState.PLANNED, f"{attempt.plan.summary}; chosen: {chosen}")
         if decision.verdict is not Verdict.APPLY:
             state, outcome = _HELD[decision.verdict]
             # A skip (cooldown, kill switch) may recur on a later try; the others happen once.

@@ -65,6 +65,16 @@ class OutcomeStore:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query.order_by("id"))]
 
+    def counts(self, pattern: str) -> dict[str, tuple[int, int]]:
+        """Action → (fixed, not fixed) over every verification of ``pattern``."""
+        query = select(patterns.c.action, patterns.c.successes, patterns.c.failures).where(
+            patterns.c.name == pattern
+        )
+        with self.engine.connect() as connection:
+            return {
+                action: (fixed, not_fixed) for action, fixed, not_fixed in connection.execute(query)
+            }
+
     def confidence(self) -> list[dict[str, Any]]:
         """Per (pattern, action): counts and the Beta(1 + s, 1 + f) posterior mean."""
         with self.engine.connect() as connection:

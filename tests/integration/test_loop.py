@@ -172,7 +172,11 @@ def test_high_risk_action_waits_for_approval_and_runs_after_cli_approve(
 ):
     risky = tuple(
         p.model_copy(
-            update={"action": ActionSpec(name="set_control", risk="high", params=p.action.params)}
+            update={
+                "actions": (
+                    ActionSpec(name="set_control", risk="high", params=p.actions[0].params),
+                )
+            }
         )
         if p.name == CACHE_PATTERN
         else p

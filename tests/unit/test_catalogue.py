@@ -38,12 +38,13 @@ def test_the_catalogue_reaches_every_area_and_error_logs():
 
 def test_every_default_action_exists_and_its_params_are_valid(tmp_path):
     catalogue = System.from_settings(Settings(home=tmp_path)).catalogue
-    with_actions = [pattern for pattern in BUILTIN_PATTERNS if pattern.action]
+    with_actions = [pattern for pattern in BUILTIN_PATTERNS if pattern.actions]
 
     assert with_actions
     for pattern in with_actions:
-        assert pattern.action.name in catalogue, pattern.name
-        PARAMS[pattern.action.name].model_validate(pattern.action.params)
+        for action in pattern.actions:
+            assert action.name in catalogue, pattern.name
+            PARAMS[action.name].model_validate(action.params)
 
 
 @pytest.mark.parametrize("pattern", BUILTIN_PATTERNS, ids=lambda pattern: pattern.name)
@@ -74,7 +75,7 @@ DEMO_PATTERNS = {
 @pytest.mark.parametrize(("name", "shown"), DEMO_PATTERNS.items())
 def test_the_patterns_the_demo_heals_keep_their_conditions_and_fixes(name, shown):
     [pattern] = [pattern for pattern in BUILTIN_PATTERNS if pattern.name == name]
-    fix = pattern.action.describe() if pattern.action else None
+    fix = pattern.describe_fix() if pattern.actions else None
     assert (pattern.condition.describe(), fix) == shown
 
 

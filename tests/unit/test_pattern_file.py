@@ -45,7 +45,7 @@ def test_a_valid_file_gives_its_patterns(tmp_path):
     [pattern] = read_patterns(patterns_file(tmp_path, ORDERS_STUCK))
     assert pattern.name == "orders_stuck"
     assert pattern.condition.describe() == "min(shop.orders_pending, 60s) > 5"
-    assert pattern.action is None
+    assert pattern.actions == ()
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ why = "grow_workers: our queues are deep by design."
     assert names == [p.name for p in BUILTIN_PATTERNS] + ["orders_stuck"]
     replaced = patterns[names.index("celery_queue_backlog")]
     assert replaced.condition.describe() == "min(celery.queue_depth, 120s) > 500"
-    assert replaced.action.params == {"grow": 2}
+    assert [action.params for action in replaced.actions] == [{"grow": 2}]
 
 
 def test_without_a_patterns_file_the_built_ins_are_used(tmp_path):

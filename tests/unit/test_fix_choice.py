@@ -1,0 +1,172 @@
+"""Choosing the fix among a pattern's candidates by their learned success rate, and trying the
+next when one fails verification: the real analyze → remediate → verify path on SQLite, with a
+second action the way a user registers one."""
+
+import time
+import tomllib
+from typing import Any
+
+import pytest
+
+from selfmend.config import Settings
+from selfmend.detect.pattern_file import parse_patterns
+from selfmend.detect.patterns import ActionSpec
+from selfmend.errors import ActionError, ConfigurationError
+from selfmend.models import ExecutionState, IncidentStatus, Risk, Sample
+from selfmend.remedy.base import Plan
+from selfmend.remedy.choice import ranked
+from selfmend.system import System
+
+PATTERNS = parse_patterns(
+    tomllib.loads("""
+[[patterns]]
+name = "orders_stuck"
+severity = "high"
+condition = { series = "shop.orders_pending", aggregate = "min", window = 10, op = ">", \
+threshold = 10 }
+actions = [
+    { name = "set_control", params = { key = "shop.drain", value = true } },
+    { name = "restart_shop" },
+]
+why = "drain, else restart: orders wait."
+"""),
+    "test patterns",
+)
+
+
+class RestartShop:
+    """A user's action: flips a live setting the shop watches, and back."""
+
+    name = "restart_shop"
+    risk = Risk.LOW
+
+    def __init__(self, store, *, plannable: bool = True) -> None:
+        self.controls = store.controls
+        self.plannable = plannable
+
+    def plan(self, params: dict[str, Any]) -> Plan:
+        if not self.plannable:
+            raise ActionError("restart_shop: the shop's supervisor does not answer")
+        return Plan(self.name, "shop", params, {}, "restart the shop")
+
+    def apply(self, plan: Plan) -> dict[str, Any]:
+        self.controls.set("shop.restarted", True, "test")
+        return {"changed": True}
+
+    def rollback(self, plan: Plan) -> dict[str, Any]:
+        self.controls.delete("shop.restarted")
+        return {"changed": True}
+
+
+def build(tmp_path, plannable: bool = True, patterns=PATTERNS) -> System:
+    settings = Settings(
+        home=tmp_path, mode="auto", settle_seconds=1, verify_window_seconds=5, cooldown_seconds=0
+    )
+
+    def restart_shop(store) -> RestartShop:
+        return RestartShop(store, plannable=plannable)
+
+    return System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
+
+
+def pending(system: System, value: float, start: float, seconds: int = 10) -> None:
+    system.store.samples.insert(
+        [
+            Sample(series="shop.orders_pending", ts=start + i, value=value)
+            for i in range(seconds + 1)
+        ]
+    )
+
+
+def fault(system: System, now: float | None = None) -> int:
+    now = time.time() if now is None else now
+    pending(system, 30.0, now - 10)
+    (incident_id,) = system.analyzer.run(now).new_incidents
+    return incident_id
+
+
+def verify_with(system: System, remediation, value: float):
+    pending(system, value, remediation.applied_at + 1, seconds=5)
+    return system.verifier.verify(remediation, now=remediation.applied_at + 10)
+
+
+def planned_reason(system: System, incident_id: int, action: str) -> str:
+    history = system.store.executions.history(incident_id)
+    return next(
+        e.reason for e in history if e.state is ExecutionState.PLANNED and e.action == action
+    )
+
+
+def test_candidates_rank_by_success_rate_with_untried_at_even_odds_and_ties_in_order():
+    drain, restart, scale = (ActionSpec(name=name) for name in ("drain", "restart", "scale"))
+    counts = {"drain": (1, 3), "scale": (4, 1)}  # restart untried: 0.5
+
+    order = [c.spec.name for c in ranked((drain, restart, scale), counts)]
+
+    assert order == ["scale", "restart", "drain"]
+    assert [c.spec.name for c in ranked((drain, restart), {})] == ["drain", "restart"]
+
+
+def test_a_failed_fix_is_rolled_back_and_the_next_candidate_tried_then_learned(tmp_path):
+    system = build(tmp_path)
+    incident_id = fault(system)
+
+    first = system.executor.remediate(incident_id)
+    assert first.action == "set_control"
+    assert "chosen: set_control: untried here, success rate 0.50" in planned_reason(
+        system, incident_id, "set_control"
+    )
+    judged = verify_with(system, first, 30.0)  # still stuck
+    assert (judged.verdict, judged.status) == ("not_fixed", "open")
+    assert system.store.controls.get("shop.drain") is None  # rolled back
+
+    assert system.analyzer.run().retried == [incident_id]
+    second = system.executor.remediate(incident_id)
+    assert second.action == "restart_shop"
+    assert verify_with(system, second, 2.0).status == "resolved"
+    assert system.store.outcomes.counts("orders_stuck") == {
+        "set_control": (0, 1),
+        "restart_shop": (1, 0),
+    }
+
+    later = fault(system, now=second.applied_at + 30)  # again: what worked comes first
+    assert system.executor.remediate(later).action == "restart_shop"
+    assert "fixed 1 of 1 here, success rate 0.67" in planned_reason(system, later, "restart_shop")
+
+
+def test_when_every_candidate_failed_the_incident_stays_rolled_back(tmp_path):
+    system = build(tmp_path)
+    incident_id = fault(system)
+    for _ in range(2):
+        judged = verify_with(system, system.executor.remediate(incident_id), 30.0)
+    assert judged.status == "rolled_back"
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.ROLLED_BACK
+    assert system.store.controls.get("shop.restarted") is None
+
+
+def test_a_candidate_that_cannot_be_planned_gives_way_to_the_next_at_once(tmp_path):
+    (pattern,) = PATTERNS
+    restart_first = pattern.model_copy(update={"actions": pattern.actions[::-1]})
+    system = build(tmp_path, plannable=False, patterns=(restart_first,))
+
+    remediation = system.executor.remediate(fault(system))
+
+    assert remediation.action == "set_control"  # restart_shop came first, but failed to plan
+    history = system.store.executions.history(remediation.incident_id)
+    failed = [e for e in history if e.state is ExecutionState.FAILED]
+    assert [(e.action, "does not answer" in e.reason) for e in failed] == [("restart_shop", True)]
+
+
+def test_both_action_and_actions_or_a_repeated_candidate_are_refused():
+    both = {"action": {"name": "a"}, "actions": [{"name": "b"}]}
+    twice = {"actions": [{"name": "set_control"}, {"name": "set_control"}]}
+    base = {
+        "name": "p",
+        "severity": "low",
+        "why": "y",
+        "condition": {"series": "s", "aggregate": "max", "window": 1, "op": ">", "threshold": 0},
+    }
+    with pytest.raises(ConfigurationError, match=r"give action \(one fix\) or actions"):
+        parse_patterns({"patterns": [{**base, **both}]}, "f")
+    with pytest.raises(ConfigurationError, match=r"actions: set_control is a candidate twice"):
+        parse_patterns({"patterns": [{**base, **twice}]}, "f")
