@@ -114,7 +114,13 @@ def approve(incident_id: int, reason: str = "approved from the CLI") -> None:
     """Approve the action an incident waits on; the next analyze pass runs it."""
     from selfmend.remedy.approvals import approve as record_approval
 
-    step = record_approval(_store(), incident_id, actor=f"cli:{getpass.getuser()}", reason=reason)
+    step = record_approval(
+        _store(),
+        incident_id,
+        actor=f"cli:{getpass.getuser()}",
+        reason=reason,
+        timeout_seconds=Settings().approval_timeout_seconds,
+    )
     console.print(f"approved [bold]{step.action}[/] on {step.target} for incident {incident_id}")
 
 

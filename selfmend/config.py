@@ -54,6 +54,21 @@ class Settings(BaseSettings):
     )
     verify_min_samples: int = Field(3, ge=1)
     cooldown_seconds: float = Field(600.0, ge=0, description="Per (action, target).")
+    max_actions_per_hour: int = Field(
+        20, ge=0, description="Actions applied in any hour, over every incident."
+    )
+    max_concurrent_remediations: int = Field(
+        5, ge=1, description="Incidents being remediated or verified at once."
+    )
+    approval_timeout_seconds: float = Field(
+        3600.0, gt=0, description="An approval request nobody answered escalates after this."
+    )
+    retry_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A remediation held back (cooldown, cap, kill switch) is "
+        "tried again after this.",
+    )
     detectors: list[DetectorChoice] = Field(
         default_factory=list,
         description="Detectors by series-name glob, a JSON list; the default detector elsewhere.",

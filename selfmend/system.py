@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,12 @@ from selfmend.errors import ConfigurationError
 from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
 from selfmend.remedy.actions.set_control import SetControl
 from selfmend.remedy.actions.task_alias import TaskAlias
+from selfmend.remedy.backlog import Backlog, Due
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Executor
 from selfmend.remedy.plugins import ActionFactory, plugin_actions
 from selfmend.store import Store
+from selfmend.store.claims import Caps
 from selfmend.store.task_aliases import TaskAliasStore
 from selfmend.verify import Verifier
 
@@ -127,7 +129,27 @@ class System:
             mode=self.settings.mode,
             cooldown_seconds=self.settings.cooldown_seconds,
             flap_reopens=self.settings.flap_reopens,
+            caps=Caps(
+                concurrent=self.settings.max_concurrent_remediations,
+                per_hour=self.settings.max_actions_per_hour,
+            ),
         )
+
+    @cached_property
+    def backlog(self) -> Backlog:
+        return Backlog(
+            self.store,
+            retry_seconds=self.settings.retry_seconds,
+            approval_timeout_seconds=self.settings.approval_timeout_seconds,
+        )
+
+    def analyze(self, shard: int = 0, shards: int = 1, now: float | None = None) -> dict[str, Any]:
+        """One analyze pass and, on the first shard, the backlog's sweep: the incidents to start
+        remediating now are ``new_incidents`` and ``due``."""
+        now = time.time() if now is None else now
+        report = self.analyzer.run(now=now, shard=shard, shards=shards).as_dict()
+        due = self.backlog.sweep(now) if shard == 0 else Due()
+        return {**report, **asdict(due), "due": due.to_remediate}
 
     @cached_property
     def verifier(self) -> Verifier:

@@ -18,6 +18,5 @@ def analyze(shard: int | None = None) -> dict:
     if args.shard is None and shards > 1:
         group(analyze.s(index) for index in range(shards)).apply_async()
         return {"fanned_out": shards}
-    report = system().analyzer.run(shard=args.shard or 0, shards=shards)
-    chains = start_remediations(report.new_incidents + report.approved + report.retried)
-    return {**report.as_dict(), "chains": chains}
+    report = system().analyze(shard=args.shard or 0, shards=shards)
+    return {**report, "chains": start_remediations(report["new_incidents"] + report["due"])}

@@ -2,8 +2,8 @@
 
 A series that some pattern names is judged by that pattern (its anomalies are stored, not made
 incidents); the detector raises signals for every other series. Signals on related series
-become one incident (``correlate``). Incidents whose condition has cleared are resolved here,
-and incidents a person approved are handed back for remediation.
+become one incident (``correlate``). Incidents whose condition has cleared are resolved here;
+which waiting incidents are due for remediation again is the backlog's to say (``remedy``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from selfmend.detect.multivariate import ServiceForest, ServiceVerdict
 from selfmend.detect.patterns import LogCondition, Match, Pattern, SeriesReader
 from selfmend.models import (
     Anomaly,
-    ExecutionState,
     IncidentStatus,
     LogEvent,
     Severity,
@@ -70,8 +69,6 @@ class AnalyzeReport:
     anomalies: int = 0
     new_incidents: list[int] = field(default_factory=list)
     grouped: list[int] = field(default_factory=list)
-    approved: list[int] = field(default_factory=list)
-    retried: list[int] = field(default_factory=list)  # a fix failed; the next candidate is due
     cleared: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -230,23 +227,11 @@ class Analyzer:
     def _upkeep(self, report: AnalyzeReport, now: float, recent: _Recent) -> None:
         waiting = (IncidentStatus.OPEN, IncidentStatus.ESCALATED, IncidentStatus.AWAITING_APPROVAL)
         for incident in self.store.incidents.with_status(waiting):
-            if not self._still_firing(incident, now, recent):
-                if self.store.incidents.advance(incident.id, waiting, IncidentStatus.RESOLVED):
-                    report.cleared.append(incident.id)
-            elif incident.status is IncidentStatus.AWAITING_APPROVAL and self._approved(incident):
-                report.approved.append(incident.id)
-            elif incident.status is IncidentStatus.OPEN and self._rolled_back_last(incident):
-                report.retried.append(incident.id)
-
-    def _approved(self, incident: Incident) -> bool:
-        return any(
-            e.state is ExecutionState.APPROVED for e in self.store.executions.history(incident.id)
-        )
-
-    def _rolled_back_last(self, incident: Incident) -> bool:
-        """Open after a fix was rolled back: verification left another candidate to try."""
-        history = self.store.executions.history(incident.id)
-        return bool(history) and history[-1].state is ExecutionState.ROLLED_BACK
+            cleared = not self._still_firing(incident, now, recent)
+            if cleared and self.store.incidents.advance(
+                incident.id, waiting, IncidentStatus.RESOLVED
+            ):
+                report.cleared.append(incident.id)
 
     def _judge_services(self, now: float) -> list[Signal]:
         signals = []

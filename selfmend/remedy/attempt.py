@@ -42,7 +42,18 @@ class Attempt:
         result: dict[str, Any] | None = None,
     ) -> Execution | None:
         """Append a row; keyed (``once``) rows return None when the step was already taken."""
-        return self.store.executions.record(
+        return self.store.executions.record(**self.row(state, reason, once=once, result=result))
+
+    def row(
+        self,
+        state: ExecutionState,
+        reason: str,
+        *,
+        once: bool = True,
+        result: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The fields of this attempt's row for one step."""
+        return dict(
             incident_id=self.incident.id,
             action=self.action.name,
             target=self.plan.target,

@@ -23,8 +23,10 @@ from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.base import Action, Plan
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.choice import Candidate, FixChooser
+from selfmend.remedy.escalation import escalate
 from selfmend.remedy.policy import GateFacts, Verdict, decide
 from selfmend.store import Store
+from selfmend.store.claims import Caps
 from selfmend.store.executions import Execution
 from selfmend.store.incidents import Incident
 
@@ -63,6 +65,7 @@ class Executor:
         mode: Mode,
         cooldown_seconds: float,
         flap_reopens: int = 3,
+        caps: Caps,
     ) -> None:
         self.store = store
         self.catalogue = catalogue
@@ -70,6 +73,7 @@ class Executor:
         self.mode = mode
         self.cooldown_seconds = cooldown_seconds
         self.flap_reopens = flap_reopens
+        self.caps = caps
 
     def remediate(self, incident_id: int) -> Remediation:
         incident = self.store.incidents.get(incident_id)
@@ -145,11 +149,19 @@ class Executor:
                     incident.id, [IncidentStatus.OPEN], IncidentStatus.AWAITING_APPROVAL
                 )
             return Remediation(incident.id, outcome, decision.reason, name)
-        if not self.store.incidents.advance(incident.id, _STARTABLE, IncidentStatus.REMEDIATING):
-            return Remediation(incident.id, "noop", "another remediation took this incident")
-        claim = attempt.log(ExecutionState.APPLYING, decision.reason)
-        if claim is None:  # a concurrent delivery claimed it between our read and our insert
+        claim = self.store.claims.claim(
+            incident.id,
+            _STARTABLE,
+            attempt.row(ExecutionState.APPLYING, decision.reason),
+            self.caps,
+        )
+        if claim.capped is not None:
+            attempt.log(ExecutionState.SKIPPED, claim.capped, once=False)
+            return Remediation(incident.id, "skipped", claim.capped, name)
+        if claim.execution is None:  # another delivery claimed it, or moved the incident on
             claimed = self.store.executions.step(incident.id, name, ExecutionState.APPLYING)
+            if claimed is None:
+                return Remediation(incident.id, "noop", "another remediation took this incident")
             return self._resume(incident, attempt.action, claimed)
         return self._apply(attempt)
 
@@ -196,17 +208,7 @@ class Executor:
         )
 
     def _escalate(self, incident: Incident, reason: str) -> Remediation:
-        self.store.executions.record(
-            incident_id=incident.id,
-            action="escalate",
-            target=incident.target,
-            state=ExecutionState.SKIPPED,
-            risk=Risk.LOW,
-            actor=ACTOR,
-            reason=reason,
-        )
-        self.store.incidents.advance(incident.id, _STARTABLE, IncidentStatus.ESCALATED)
-        log.warning("incident.escalated", incident_id=incident.id, reason=reason)
+        escalate(self.store, incident, reason, ACTOR, _STARTABLE)
         return Remediation(incident.id, "escalated", reason)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from selfmend.store.claims import Claims
 from selfmend.store.controls import ControlStore
 from selfmend.store.engine import make_engine
 from selfmend.store.executions import ExecutionLog
@@ -21,6 +22,7 @@ class Store:
         self.executions = ExecutionLog(engine)
         self.controls = ControlStore(engine)
         self.outcomes = OutcomeStore(engine)
+        self.claims = Claims(engine)
 
     @classmethod
     def from_url(cls, url: str, *, migrate: bool = True) -> Store:

@@ -41,9 +41,48 @@ class Execution:
         values["risk"] = Risk(values["risk"])
         return cls(**values)
 
+    @classmethod
+    def from_values(cls, new_id: int, values: dict[str, Any]) -> Execution:
+        """The row just inserted from ``row_values``."""
+        return cls(
+            id=new_id,
+            **{**values, "state": ExecutionState(values["state"]), "risk": Risk(values["risk"])},
+        )
+
 
 def step_key(incident_id: int, action: str, state: ExecutionState) -> str:
     return f"{incident_id}:{action}:{state}"
+
+
+def row_values(
+    *,
+    incident_id: int,
+    action: str,
+    target: str,
+    state: ExecutionState,
+    risk: Risk,
+    actor: str,
+    reason: str,
+    params: dict[str, Any] | None = None,
+    undo: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
+    once: bool = True,
+) -> dict[str, Any]:
+    """The columns of one executions row; ``once`` keys it by (incident, action, state)."""
+    return dict(
+        incident_id=incident_id,
+        action=action,
+        target=target,
+        state=str(state),
+        risk=str(risk),
+        params=params or {},
+        undo=undo,
+        result=result,
+        actor=actor,
+        reason=reason,
+        idempotency_key=step_key(incident_id, action, state) if once else None,
+        created_at=time.time(),
+    )
 
 
 class ExecutionLog:
@@ -66,21 +105,20 @@ class ExecutionLog:
         once: bool = True,
     ) -> Execution | None:
         """Append a row. With ``once`` the step is keyed; returns None if it was already taken."""
-        key = step_key(incident_id, action, state) if once else None
-        values = dict(
+        values = row_values(
             incident_id=incident_id,
             action=action,
             target=target,
-            state=str(state),
-            risk=str(risk),
-            params=params or {},
-            undo=undo,
-            result=result,
+            state=state,
+            risk=risk,
             actor=actor,
             reason=reason,
-            idempotency_key=key,
-            created_at=time.time(),
+            params=params,
+            undo=undo,
+            result=result,
+            once=once,
         )
+        key = values["idempotency_key"]
         try:
             with self.engine.begin() as connection:
                 new_id = connection.execute(
@@ -90,7 +128,7 @@ class ExecutionLog:
             if key is None:
                 raise
             return None
-        return Execution(id=new_id, **{**values, "state": state, "risk": risk})
+        return Execution.from_values(new_id, values)
 
     def step(self, incident_id: int, action: str, state: ExecutionState) -> Execution | None:
         """The keyed row of one step, if it was taken."""

@@ -178,7 +178,7 @@ def test_the_loop_finds_the_misspelled_name_and_applies_the_approved_alias(
     assert waiting["decision"] == "awaiting_approval"
     assert TaskAliasStore(system.store.controls).all() == {}
 
-    approve(system.store, incident_id, actor="ops")
+    approve(system.store, incident_id, actor="ops", timeout_seconds=3600)
     mark = shop_worker.mark()
     resumed = celery_app.send_task("selfmend.analyze").get(timeout=30)["chains"][str(incident_id)]
     applied = AsyncResult(resumed["remediate"], app=celery_app).get(timeout=10)

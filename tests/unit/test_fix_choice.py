@@ -120,7 +120,7 @@ def test_a_failed_fix_is_rolled_back_and_the_next_candidate_tried_then_learned(t
     assert (judged.verdict, judged.status) == ("not_fixed", "open")
     assert system.store.controls.get("shop.drain") is None  # rolled back
 
-    assert system.analyzer.run().retried == [incident_id]
+    assert system.analyze()["due"] == [incident_id]
     second = system.executor.remediate(incident_id)
     assert second.action == "restart_shop"
     assert verify_with(system, second, 2.0).status == "resolved"

@@ -71,8 +71,8 @@ def test_the_alias_waits_for_a_person_then_applies_and_is_verified(system):
     assert waiting.decision == "awaiting_approval"
     assert TaskAliasStore(system.store.controls).all() == {}
 
-    approve(system.store, incident_id, actor="ops")
-    assert system.analyzer.run().approved == [incident_id]
+    approve(system.store, incident_id, actor="ops", timeout_seconds=3600)
+    assert system.analyze()["approved"] == [incident_id]
     applied = system.executor.remediate(incident_id)
     assert applied.decision == "applied"
     assert TaskAliasStore(system.store.controls).all() == {MISSPELLED: "shop.send_invoice"}
@@ -86,7 +86,7 @@ def test_the_alias_waits_for_a_person_then_applies_and_is_verified(system):
 def test_an_alias_under_which_messages_still_fail_is_rolled_back(system):
     (incident_id,) = checked(system, MISSPELLED)["new_incidents"]
     system.executor.remediate(incident_id)  # waits for approval
-    approve(system.store, incident_id, actor="ops")
+    approve(system.store, incident_id, actor="ops", timeout_seconds=3600)
     applied = system.executor.remediate(incident_id)
 
     settled = applied.applied_at + 2

@@ -1,0 +1,79 @@
+"""The backlog: waiting incidents that are due for remediation again, swept on every analyze
+pass. The incident row and its audit log say what each waits for, so a lost message or a
+restart never strands one:
+
+- **approved**: a person approved the action it waits on;
+- **next candidate**: its fix was rolled back and verification left another candidate open;
+- **held back**: a cooldown, a cap or a kill switch skipped it ``retry_seconds`` ago;
+- an approval request nobody answered within ``approval_timeout_seconds`` is escalated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from selfmend.models import ExecutionState, IncidentStatus
+from selfmend.remedy.escalation import ESCALATE, escalate
+from selfmend.store import Store
+from selfmend.store.executions import Execution
+from selfmend.store.incidents import Incident
+
+ACTOR = "selfmend.backlog"
+
+
+@dataclass
+class Due:
+    approved: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
+
+    @property
+    def to_remediate(self) -> list[int]:
+        return self.approved + self.retried
+
+
+def request_expired(history: list[Execution], now: float, timeout: float) -> Execution | None:
+    """The latest approval request, if nobody approved it and it is older than ``timeout``."""
+    requests = [e for e in history if e.state is ExecutionState.AWAITING_APPROVAL]
+    if not requests or any(e.state is ExecutionState.APPROVED for e in history):
+        return None
+    return requests[-1] if now - requests[-1].created_at > timeout else None
+
+
+class Backlog:
+    def __init__(
+        self, store: Store, *, retry_seconds: float, approval_timeout_seconds: float
+    ) -> None:
+        self.store = store
+        self.retry_seconds = retry_seconds
+        self.approval_timeout_seconds = approval_timeout_seconds
+
+    def sweep(self, now: float) -> Due:
+        due = Due()
+        waiting = (IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL)
+        for incident in self.store.incidents.with_status(waiting):
+            history = self.store.executions.history(incident.id)
+            if incident.status is IncidentStatus.AWAITING_APPROVAL:
+                self._answer(incident, history, now, due)
+            elif history and self._held_back_long_enough(history[-1], now):
+                due.retried.append(incident.id)
+        return due
+
+    def _answer(self, incident: Incident, history: list[Execution], now: float, due: Due) -> None:
+        if any(e.state is ExecutionState.APPROVED for e in history):
+            due.approved.append(incident.id)
+            return
+        request = request_expired(history, now, self.approval_timeout_seconds)
+        if request is not None:
+            reason = (
+                f"nobody approved {request.action} on {request.target} within "
+                f"{self.approval_timeout_seconds:.0f} s"
+            )
+            if escalate(self.store, incident, reason, ACTOR, [IncidentStatus.AWAITING_APPROVAL]):
+                due.expired.append(incident.id)
+
+    def _held_back_long_enough(self, last: Execution, now: float) -> bool:
+        if last.state is ExecutionState.ROLLED_BACK:
+            return True  # verification reopened it: the next candidate is due now
+        held = last.state is ExecutionState.SKIPPED and last.action != ESCALATE
+        return held and now - last.created_at >= self.retry_seconds

@@ -1,0 +1,123 @@
+"""The remediation claim: the incident moves to ``remediating`` and its ``applying`` row is written
+in one transaction, within the caps on concurrent remediations and on actions per hour.
+
+Two workers must not both take the last slot. The transaction begins with the incident's update,
+so SQLite holds its write lock before anything is counted; on PostgreSQL every claim first takes
+the same transaction-level advisory lock. Counting and claiming then see one state of the store,
+and the caps hold exactly, however many workers claim at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from selfmend.models import ExecutionState, IncidentStatus
+from selfmend.store.executions import Execution, row_values
+from selfmend.store.tables import executions, incidents
+
+IN_FLIGHT = (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING)
+HOUR = 3600.0
+_CLAIM_LOCK = 0x5E1F_3E0D  # the advisory lock key all of selfmend's claims share
+
+
+@dataclass(frozen=True)
+class Caps:
+    concurrent: int
+    per_hour: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The ``applying`` row if this call claimed the incident; else why not: a cap held it back
+    (``capped``), or another delivery holds the claim (both None)."""
+
+    execution: Execution | None = None
+    capped: str | None = None
+
+
+class _HeldBack(Exception):
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+
+
+class Claims:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
+
+    def claim(
+        self,
+        incident_id: int,
+        startable: Iterable[IncidentStatus],
+        row: dict[str, Any],
+        caps: Caps,
+    ) -> Claim:
+        """Claim the incident for applying ``row``'s action (``row_values`` fields, the
+        ``applying`` step), or leave the store as it was."""
+        values = row_values(**{**row, "state": ExecutionState.APPLYING, "once": True})
+        try:
+            with self.engine.begin() as connection:
+                if self._postgres:
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK}
+                    )
+                taken = connection.execute(
+                    update(incidents)
+                    .where(
+                        incidents.c.id == incident_id,
+                        incidents.c.status.in_([str(s) for s in startable]),
+                    )
+                    .values(status=str(IncidentStatus.REMEDIATING), updated_at=time.time())
+                )
+                if taken.rowcount != 1:
+                    raise _HeldBack(Claim())
+                capped = self._capped(connection, incident_id, caps)
+                if capped is not None:
+                    raise _HeldBack(Claim(capped=capped))
+                new_id = connection.execute(
+                    self._insert(executions)
+                    .values(**values)
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(executions.c.id)
+                ).scalar()
+                if new_id is None:  # a concurrent delivery wrote the claim first
+                    raise _HeldBack(Claim())
+        except _HeldBack as held:
+            return held.claim
+        return Claim(Execution.from_values(new_id, values))
+
+    def _capped(self, connection: Any, incident_id: int, caps: Caps) -> str | None:
+        in_flight = connection.execute(
+            select(func.count())
+            .select_from(incidents)
+            .where(
+                incidents.c.id != incident_id,
+                incidents.c.status.in_([str(s) for s in IN_FLIGHT]),
+            )
+        ).scalar_one()
+        if in_flight >= caps.concurrent:
+            return (
+                f"cap: {in_flight} other remediations in flight "
+                f"(SELFMEND_MAX_CONCURRENT_REMEDIATIONS={caps.concurrent})"
+            )
+        started = connection.execute(
+            select(func.count())
+            .select_from(executions)
+            .where(
+                executions.c.state == str(ExecutionState.APPLYING),
+                executions.c.created_at > time.time() - HOUR,
+            )
+        ).scalar_one()
+        if started >= caps.per_hour:
+            return (
+                f"cap: {started} actions applied in the last hour "
+                f"(SELFMEND_MAX_ACTIONS_PER_HOUR={caps.per_hour})"
+            )
+        return None
