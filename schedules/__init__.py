@@ -16,6 +16,7 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "selfmend.collect": settings.collect_interval,
         "selfmend.analyze": settings.analyze_interval,
         "selfmend.check_tasks": settings.task_check_interval,
+        "selfmend.notify": settings.notify_interval,
     }
     return {
         name: {"task": name, "schedule": interval, "options": {"expires": 2 * interval}}

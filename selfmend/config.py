@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     patterns_file: Path | None = Field(
         None, description="TOML file of user patterns, laid over the built-in catalogue."
     )
+    webhook_url: str | None = Field(
+        None,
+        description="Where escalations and approval requests go (Slack-compatible JSON); "
+        "without it they wait in the store's outbox.",
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0)
+    notify_interval: float = Field(10.0, gt=0, description="How often the outbox is delivered.")
     task_check_interval: float = Field(
         300.0, gt=0, description="How often the integration check looks for unregistered tasks."
     )

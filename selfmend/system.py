@@ -37,6 +37,7 @@ from selfmend.remedy.actions.task_alias import TaskAlias
 from selfmend.remedy.backlog import Backlog, Due
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Executor
+from selfmend.remedy.notify import Webhook, deliver
 from selfmend.remedy.plugins import ActionFactory, plugin_actions
 from selfmend.store import Store
 from selfmend.store.claims import Caps
@@ -186,6 +187,12 @@ class System:
         report.cleared += self.task_check.resolve_gone(findings)
         found = [{"name": f.name, "suggestion": f.suggestion, "count": f.count} for f in findings]
         return {"findings": found, **report.as_dict()}
+
+    def notify(self, now: float | None = None) -> dict[str, int]:
+        """Deliver the outbox's due messages to the webhook, if one is set."""
+        url, timeout = self.settings.webhook_url, self.settings.webhook_timeout_seconds
+        sender = Webhook(url, timeout) if url else None
+        return deliver(self.store, sender, time.time() if now is None else now)
 
     def collect(self) -> dict[str, Any]:
         """One collect pass: drain pushed samples, then every pull collector, each isolated."""

@@ -24,7 +24,9 @@ from selfmend.models import ExecutionState, IncidentStatus, Verdict
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.choice import FixChooser
+from selfmend.remedy.escalation import advance_and_tell
 from selfmend.remedy.executor import Remediation
+from selfmend.remedy.notify import ROLLED_BACK
 from selfmend.store import Store
 from selfmend.store.incidents import Incident
 
@@ -136,7 +138,7 @@ class Verifier:
         action = self.catalogue.get(remediation.action or "")
         status = self._status_after(incident, verdict, action.name)
         # Whoever moves the incident on owns the verdict: a second delivery records nothing.
-        if not self.store.incidents.advance(incident.id, [IncidentStatus.VERIFYING], status):
+        if not self._advance(incident, status, action.name):
             current = self.store.incidents.get(incident.id).status
             return Judgement(incident.id, "none", str(current), {}, {"reason": "already judged"})
         claim = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
@@ -157,6 +159,15 @@ class Verifier:
             self._roll_back(attempt, after)
         log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
         return Judgement(incident.id, str(verdict), str(status), before, after)
+
+    def _advance(self, incident: Incident, status: IncidentStatus, action: str) -> bool:
+        """Move on from verifying; a last failed candidate is reported to a person with it."""
+        if status is not IncidentStatus.ROLLED_BACK:
+            return self.store.incidents.advance(incident.id, [IncidentStatus.VERIFYING], status)
+        reason = f"{action} did not fix it and is rolled back; no other candidate fix is left"
+        return advance_and_tell(
+            self.store, incident, [IncidentStatus.VERIFYING], status, ROLLED_BACK, reason
+        )
 
     def _status_after(self, incident: Incident, verdict: Verdict, action: str) -> IncidentStatus:
         """Resolved when fixed; when not, open again while another candidate fix is left (the

@@ -9,7 +9,7 @@ from schedules import build_schedule
 from selfmend.config import Settings
 
 EMBEDDED_TRANSPORT = "workers.filebroker:Transport"
-STAGES = ("collect", "analyze", "remediate", "verify", "check_tasks")
+STAGES = ("collect", "analyze", "remediate", "verify", "check_tasks", "notify")
 TASK_MODULES = [f"tasks.{stage}" for stage in STAGES]
 
 

@@ -1,7 +1,8 @@
-"""Escalation: an incident handed to a person, with the reason in the audit log.
+"""Telling a person: an incident moves on and its message joins the outbox in one transaction.
 
 The executor escalates what it will not fix (no fix, every candidate tried, flapping, a refused
-proposal, a failed apply); the backlog escalates approval requests nobody answered in time.
+proposal, a failed apply) and asks for approval of a high-risk fix; the verifier reports an
+incident every candidate failed on; the backlog escalates approval requests nobody answered.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 import structlog
 
 from selfmend.models import ExecutionState, IncidentStatus, Risk
+from selfmend.remedy.notify import ESCALATED, message
 from selfmend.store import Store
 from selfmend.store.incidents import Incident
 
@@ -19,11 +21,31 @@ log = structlog.get_logger(__name__)
 ESCALATE = "escalate"
 
 
+def advance_and_tell(
+    store: Store,
+    incident: Incident,
+    expected: Iterable[IncidentStatus],
+    status: IncidentStatus,
+    kind: str,
+    reason: str,
+) -> bool:
+    """Move the incident on and queue the message about it, both or neither; False if another
+    stage moved the incident first."""
+    history = store.executions.history(incident.id)
+    with store.engine.begin() as connection:
+        moved = store.incidents.advance(incident.id, expected, status, connection)
+        if moved:
+            moved_on = store.incidents.get(incident.id, connection)
+            payload = message(kind, moved_on, history, reason)
+            store.notifications.enqueue(connection, incident.id, kind, payload)
+    return moved
+
+
 def escalate(
     store: Store, incident: Incident, reason: str, actor: str, expected: Iterable[IncidentStatus]
 ) -> bool:
-    """Log the escalation and move the incident on from one of ``expected``; False if another
-    stage moved it first (the row still says why this one gave up)."""
+    """Log the escalation and hand the incident to a person; False if another stage moved it
+    first (the row still says why this one gave up)."""
     store.executions.record(
         incident_id=incident.id,
         action=ESCALATE,
@@ -34,6 +56,6 @@ def escalate(
         reason=reason,
         once=False,
     )
-    moved = store.incidents.advance(incident.id, expected, IncidentStatus.ESCALATED)
+    moved = advance_and_tell(store, incident, expected, IncidentStatus.ESCALATED, ESCALATED, reason)
     log.warning("incident.escalated", incident_id=incident.id, reason=reason)
     return moved

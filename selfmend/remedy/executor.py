@@ -23,7 +23,8 @@ from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.base import Action, Plan
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.choice import Candidate, FixChooser
-from selfmend.remedy.escalation import escalate
+from selfmend.remedy.escalation import advance_and_tell, escalate
+from selfmend.remedy.notify import APPROVAL_REQUESTED
 from selfmend.remedy.policy import GateFacts, Verdict, decide
 from selfmend.store import Store
 from selfmend.store.claims import Caps
@@ -145,8 +146,14 @@ class Executor:
             # A skip (cooldown, kill switch) may recur on a later try; the others happen once.
             attempt.log(state, decision.reason, once=decision.verdict is not Verdict.SKIP)
             if decision.verdict is Verdict.AWAIT_APPROVAL:
-                self.store.incidents.advance(
-                    incident.id, [IncidentStatus.OPEN], IncidentStatus.AWAITING_APPROVAL
+                asked = f"{attempt.plan.summary} ({attempt.risk} risk)"
+                advance_and_tell(
+                    self.store,
+                    incident,
+                    [IncidentStatus.OPEN],
+                    IncidentStatus.AWAITING_APPROVAL,
+                    APPROVAL_REQUESTED,
+                    asked,
                 )
             return Remediation(incident.id, outcome, decision.reason, name)
         claim = self.store.claims.claim(

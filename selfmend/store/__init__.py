@@ -10,6 +10,7 @@ from selfmend.store.engine import make_engine
 from selfmend.store.executions import ExecutionLog
 from selfmend.store.incidents import IncidentStore
 from selfmend.store.migrate import upgrade
+from selfmend.store.notifications import NotificationStore
 from selfmend.store.outcomes import OutcomeStore
 from selfmend.store.samples import SampleStore
 
@@ -23,6 +24,7 @@ class Store:
         self.controls = ControlStore(engine)
         self.outcomes = OutcomeStore(engine)
         self.claims = Claims(engine)
+        self.notifications = NotificationStore(engine)
 
     @classmethod
     def from_url(cls, url: str, *, migrate: bool = True) -> Store:

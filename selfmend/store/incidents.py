@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from selfmend.errors import NotFound
@@ -135,30 +135,39 @@ class IncidentStore:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar_one()
 
-    def get(self, incident_id: int) -> Incident:
-        with self.engine.connect() as connection:
-            row = connection.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    def get(self, incident_id: int, connection: Connection | None = None) -> Incident:
+        if connection is None:
+            with self.engine.connect() as own:
+                return self.get(incident_id, own)
+        row = connection.execute(select(incidents).where(incidents.c.id == incident_id)).first()
         if row is None:
             raise NotFound(f"incident {incident_id} does not exist")
         return Incident.from_row(row)
 
     def advance(
-        self, incident_id: int, expected: Iterable[IncidentStatus], status: IncidentStatus
+        self,
+        incident_id: int,
+        expected: Iterable[IncidentStatus],
+        status: IncidentStatus,
+        connection: Connection | None = None,
     ) -> bool:
-        """Move to ``status`` only from one of ``expected``; False if another got there first."""
+        """Move to ``status`` only from one of ``expected``; False if another got there first.
+        Inside the caller's transaction when a ``connection`` is given."""
+        if connection is None:
+            with self.engine.begin() as own:
+                return self.advance(incident_id, expected, status, own)
         now = time.time()
         values: dict[str, Any] = {"status": str(status), "updated_at": now}
         if status.closed:
             values |= {"open_key": None, "closed_at": now}
-        with self.engine.begin() as connection:
-            result = connection.execute(
-                update(incidents)
-                .where(
-                    incidents.c.id == incident_id,
-                    incidents.c.status.in_([str(s) for s in expected]),
-                )
-                .values(**values)
+        result = connection.execute(
+            update(incidents)
+            .where(
+                incidents.c.id == incident_id,
+                incidents.c.status.in_([str(s) for s in expected]),
             )
+            .values(**values)
+        )
         return result.rowcount == 1
 
     def list(self, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:

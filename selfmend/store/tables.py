@@ -165,3 +165,20 @@ push_queue = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# The outbox of messages to a person (escalations, approval requests): written in the same
+# transaction as the incident's change, delivered by the notify stage, retried until sent.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_notifications_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
+)
