@@ -32,6 +32,8 @@ from selfmend.detect.task_names import TaskRegistry
 from selfmend.detect.unregistered import TaskCheckSources, TaskNameCheck
 from selfmend.errors import ConfigurationError
 from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
+from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
+from selfmend.remedy.actions.postgres_sessions import PgCancelQueries, PgEndIdleTransactions
 from selfmend.remedy.actions.set_control import SetControl
 from selfmend.remedy.actions.task_alias import TaskAlias
 from selfmend.remedy.backlog import Backlog, Due
@@ -96,7 +98,14 @@ class System:
         """The allow-list: the built-in actions, those of ``action_factories``, and the user's
         actions from the ``selfmend.actions`` entry point group."""
         aliases = TaskAlias(TaskAliasStore(self.store.controls), self.task_registry)
-        built_in = [SetControl(self.store.controls), CeleryPool(self.worker_pools), aliases]
+        databases = MonitoredDatabases(self.settings.monitor_postgres_urls)
+        built_in = [
+            SetControl(self.store.controls),
+            CeleryPool(self.worker_pools),
+            aliases,
+            PgCancelQueries(databases),
+            PgEndIdleTransactions(databases),
+        ]
         given = [factory(self.store) for factory in self.action_factories]
         return Catalogue([*built_in, *given, *plugin_actions(self.store)])
 

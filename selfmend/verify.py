@@ -187,8 +187,9 @@ class Verifier:
             judged = [IncidentStatus.ROLLED_BACK, IncidentStatus.OPEN]  # no next candidate now
             self.store.incidents.advance(attempt.incident.id, judged, IncidentStatus.ESCALATED)
             return
+        undone = "rolled back" if attempt.action.reversible else "not reversible, nothing undone"
         attempt.log(
             ExecutionState.ROLLED_BACK,
-            "verification failed: rolled back",
+            f"verification failed: {undone}",
             result={**after, "rollback": result},
         )

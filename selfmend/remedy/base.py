@@ -7,13 +7,14 @@ first checks whether the change is already in place, so a redelivered message is
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from selfmend.errors import ActionError
-from selfmend.models import Risk
+from selfmend.models import Risk, parse_series_key
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Plan:
 class Action(Protocol):
     name: str
     risk: Risk
+    reversible: bool  # False: rollback changes nothing (a cancelled query stays cancelled)
 
     def plan(self, params: dict[str, Any]) -> Plan: ...
 
@@ -52,3 +54,25 @@ def parse_params(model: type[M], action: str, params: dict[str, Any]) -> M:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "params"
         raise ActionError(f"{action}: params.{field}: {first['msg']}") from error
+
+
+_LABEL = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def with_labels(action: str, params: dict[str, Any], target: str) -> dict[str, Any]:
+    """The parameters with each ``"{label}"`` value taken from the incident's series labels, so
+    one pattern acts on the database, queue or instance its incident is about."""
+    _, labels = parse_series_key(target)
+    bound = {}
+    for key, value in params.items():
+        placeholder = _LABEL.match(value) if isinstance(value, str) else None
+        if placeholder is None:
+            bound[key] = value
+        elif placeholder[1] in labels:
+            bound[key] = labels[placeholder[1]]
+        else:
+            raise ActionError(
+                f"{action}: params.{key}: the incident's series {target} has no label "
+                f"{placeholder[1]!r}"
+            )
+    return bound

@@ -20,7 +20,7 @@ from selfmend.detect.patterns import Pattern
 from selfmend.errors import ActionError, ConfigurationError
 from selfmend.models import ExecutionState, IncidentStatus, Risk
 from selfmend.remedy.attempt import Attempt
-from selfmend.remedy.base import Action, Plan
+from selfmend.remedy.base import Action, Plan, with_labels
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.choice import Candidate, FixChooser
 from selfmend.remedy.escalation import advance_and_tell, escalate
@@ -107,7 +107,7 @@ class Executor:
         if claimed is not None:
             return self._resume(incident, action, claimed)
         try:
-            plan = action.plan(candidate.spec.params)
+            plan = action.plan(with_labels(action.name, candidate.spec.params, incident.target))
         except (ActionError, ConfigurationError) as error:
             unplanned = Plan(action.name, "-", {}, {}, "")
             failed = f"could not plan {action.name}: {error}"

@@ -7,7 +7,8 @@ A distribution of the application's declares, in its pyproject.toml::
 
 The object is called with selfmend's store and returns the action (a class whose ``__init__``
 takes the store is such a callable). Each is checked when the workers start: it must have the
-entry point's name, a ``Risk`` and plan / apply / rollback, and may not take a built-in's name.
+entry point's name, a ``Risk``, ``reversible`` and plan / apply / rollback, and may not take a
+built-in's name.
 Patterns then name it like any other action, and it passes the same gate.
 """
 
@@ -45,6 +46,8 @@ def _load(entry_point: EntryPoint, store: Store) -> Action:
         raise ConfigurationError(
             f"{where}: risk must be a selfmend.models.Risk ({', '.join(Risk)})"
         )
+    if not isinstance(getattr(action, "reversible", None), bool):
+        raise ConfigurationError(f"{where}: reversible must be True or False")
     missing = [method for method in _METHODS if not callable(getattr(action, method, None))]
     if missing:
         raise ConfigurationError(f"{where}: no {', '.join(missing)} method")

@@ -9,10 +9,16 @@ from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.detect.catalogue_doc import DOC_FILE, render
 from selfmend.detect.patterns import Pattern
 from selfmend.remedy.actions.celery_pool import CeleryPoolParams
+from selfmend.remedy.actions.postgres_sessions import SessionParams
 from selfmend.remedy.actions.set_control import SetControlParams
 from selfmend.system import System
 
-PARAMS = {"set_control": SetControlParams, "celery_pool": CeleryPoolParams}
+PARAMS = {
+    "set_control": SetControlParams,
+    "celery_pool": CeleryPoolParams,
+    "pg_cancel_queries": SessionParams,
+    "pg_end_idle_transactions": SessionParams,
+}
 
 
 def test_at_least_fifty_built_in_patterns_with_unique_names():

@@ -13,7 +13,7 @@ from selfmend.detect.pattern_file import parse_patterns
 from selfmend.detect.patterns import ActionSpec
 from selfmend.errors import ActionError, ConfigurationError
 from selfmend.models import ExecutionState, IncidentStatus, Risk, Sample
-from selfmend.remedy.base import Plan
+from selfmend.remedy.base import Plan, with_labels
 from selfmend.remedy.choice import ranked
 from selfmend.system import System
 
@@ -39,6 +39,7 @@ class RestartShop:
 
     name = "restart_shop"
     risk = Risk.LOW
+    reversible = True
 
     def __init__(self, store, *, plannable: bool = True) -> None:
         self.controls = store.controls
@@ -170,3 +171,16 @@ def test_both_action_and_actions_or_a_repeated_candidate_are_refused():
         parse_patterns({"patterns": [{**base, **both}]}, "f")
     with pytest.raises(ConfigurationError, match=r"actions: set_control is a candidate twice"):
         parse_patterns({"patterns": [{**base, **twice}]}, "f")
+
+
+def test_a_label_placeholder_takes_the_incidents_label_and_a_missing_one_is_refused():
+    target = 'postgres.longest_query_seconds{database="shop"}'
+    params = {"database": "{database}", "older_than_seconds": 300, "note": "{not a label"}
+
+    assert with_labels("pg_cancel_queries", params, target) == {
+        "database": "shop",
+        "older_than_seconds": 300,
+        "note": "{not a label",
+    }
+    with pytest.raises(ActionError, match=r"params.queue: .* has no label 'queue'"):
+        with_labels("celery_pool", {"queue": "{queue}"}, target)

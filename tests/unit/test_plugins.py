@@ -18,6 +18,7 @@ from selfmend.remedy.base import Plan
 class PurgeCDN:
     name = "purge_cdn"
     risk = Risk.MEDIUM
+    reversible = True
 
     def __init__(self, store):
         self.controls = store.controls

@@ -43,6 +43,7 @@ class CeleryPoolParams(BaseModel):
 class CeleryPool:
     name = "celery_pool"
     risk = Risk.MEDIUM
+    reversible = True
 
     def __init__(self, pools: WorkerPools | None) -> None:
         self._pools = pools

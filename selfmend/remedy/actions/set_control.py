@@ -41,6 +41,7 @@ class SetControlParams(BaseModel):
 class SetControl:
     name = "set_control"
     risk = Risk.LOW
+    reversible = True
 
     def __init__(self, controls: ControlStore, actor: str = "selfmend") -> None:
         self.controls = controls

@@ -39,6 +39,7 @@ class TaskAliasParams(BaseModel):
 class TaskAlias:
     name = "task_alias"
     risk = Risk.HIGH
+    reversible = True
 
     def __init__(
         self, aliases: TaskAliasStore, registry: TaskRegistry | None, actor: str = "selfmend"

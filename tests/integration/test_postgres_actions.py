@@ -1,0 +1,203 @@
+"""PostgreSQL session actions against a real server: long queries cancelled, idle transactions
+ended, only the sessions the plan saw, within the bound, and never twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from selfmend.config import Settings
+from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
+from selfmend.errors import ActionError
+from selfmend.models import Severity
+from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
+from selfmend.remedy.actions.postgres_sessions import PgCancelQueries, PgEndIdleTransactions
+from selfmend.remedy.base import Plan
+from selfmend.system import System
+
+from .conftest import POSTGRES, wait_for
+
+pytestmark = pytest.mark.integration
+
+DATABASE = "selfmend_actions_test"
+URL = f"{POSTGRES}/{DATABASE}"
+
+
+@pytest.fixture(scope="module")
+def databases():
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {DATABASE}")
+    return MonitoredDatabases([URL])
+
+
+class SlowQuery:
+    """A client session running ``pg_sleep`` on a thread; ``error`` is how it ended."""
+
+    def __init__(self, seconds: float = 60) -> None:
+        self.connection = psycopg.connect(URL, autocommit=True, application_name="shop")
+        self.pid = self.connection.info.backend_pid
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        self.thread.start()
+
+    def _run(self, seconds: float) -> None:
+        try:
+            self.connection.execute("SELECT pg_sleep(%s)", [seconds])
+        except psycopg.Error as error:
+            self.error = error
+
+    def close(self) -> None:
+        self.connection.cancel()
+        self.thread.join(10)
+        self.connection.close()
+
+
+def active_for(pid: int, seconds: float) -> bool:
+    with psycopg.connect(URL) as connection:
+        row = connection.execute(
+            "SELECT clock_timestamp() - query_start > make_interval(secs => %s) "
+            "FROM pg_stat_activity WHERE pid = %s AND state = 'active'",
+            [seconds, pid],
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_a_long_query_is_cancelled_once_and_a_young_one_is_left_alone(databases):
+    action = PgCancelQueries(databases)
+    old = SlowQuery()
+    try:
+        wait_for(lambda: active_for(old.pid, 1.5), timeout=10, every=0.1)
+        young = SlowQuery()
+        wait_for(lambda: active_for(young.pid, 0), timeout=10, every=0.1)
+
+        plan = action.plan({"older_than_seconds": 1.5})
+        assert [s["pid"] for s in plan.params["sessions"]] == [old.pid]
+        assert plan.target == DATABASE
+        assert action.apply(plan) == {"changed": True, "ended": [old.pid]}
+
+        old.thread.join(10)
+        assert isinstance(old.error, psycopg.errors.QueryCanceled)
+        assert young.error is None and active_for(young.pid, 0)
+        assert action.apply(plan) == {"changed": False, "ended": []}  # a redelivered apply
+        assert action.rollback(plan) == {"changed": False, "reversible": False}
+        young.close()
+    finally:
+        old.close()
+
+
+def test_no_more_sessions_than_the_bound_are_cancelled_oldest_first(databases):
+    queries = []
+    try:
+        for _ in range(3):
+            queries.append(SlowQuery())
+            time.sleep(0.3)
+        wait_for(lambda: all(active_for(q.pid, 1.0) for q in queries), timeout=10, every=0.1)
+
+        plan = PgCancelQueries(databases).plan({"older_than_seconds": 1.0, "max_sessions": 2})
+
+        assert [s["pid"] for s in plan.params["sessions"]] == [q.pid for q in queries[:2]]
+    finally:
+        for query in queries:
+            query.close()
+
+
+def test_an_idle_transaction_is_ended_and_an_idle_session_kept(databases):
+    in_transaction = psycopg.connect(URL)
+    idle = psycopg.connect(URL, autocommit=True)
+    try:
+        in_transaction.execute("SELECT 1")  # opens a transaction and leaves it open
+        idle.execute("SELECT 1")
+        time.sleep(1.2)
+        action = PgEndIdleTransactions(databases)
+
+        plan = action.plan({"older_than_seconds": 1.0})
+        assert [s["pid"] for s in plan.params["sessions"]] == [in_transaction.info.backend_pid]
+        assert action.apply(plan)["ended"] == [in_transaction.info.backend_pid]
+
+        with pytest.raises(psycopg.OperationalError):
+            in_transaction.execute("SELECT 1")
+        assert idle.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        in_transaction.close()
+        idle.close()
+
+
+def test_a_pid_the_plan_did_not_see_start_is_never_signalled(databases):
+    other = SlowQuery()
+    try:
+        wait_for(lambda: active_for(other.pid, 0.5), timeout=10, every=0.1)
+        stale = Plan(
+            "pg_cancel_queries",
+            DATABASE,
+            {"older_than_seconds": 0.5, "sessions": [{"pid": other.pid, "started": 0.0}]},
+            {},
+            "a plan from before the pid was reused",
+        )
+
+        assert PgCancelQueries(databases).apply(stale) == {"changed": False, "ended": []}
+        assert other.error is None
+    finally:
+        other.close()
+
+
+def test_only_a_monitored_database_may_be_named(databases):
+    with pytest.raises(ActionError, match=r"params.database: 'billing' is not a monitored"):
+        PgCancelQueries(databases).plan({"database": "billing", "older_than_seconds": 60})
+    with pytest.raises(ActionError, match=r"params.older_than_seconds"):
+        PgCancelQueries(databases).plan({"older_than_seconds": -1})
+
+
+def test_the_loop_cancels_a_long_query_on_the_incidents_database_and_verifies(tmp_path):
+    settings = Settings(
+        home=tmp_path,
+        mode="auto",
+        monitor_postgres_urls=[URL],
+        settle_seconds=0.5,
+        verify_window_seconds=1.5,
+        verify_min_samples=2,
+        cooldown_seconds=0,
+    )
+    long_query = Pattern(
+        name="query_running_long",
+        condition=MetricCondition(
+            series="postgres.longest_query_seconds",
+            aggregate="min",
+            window=1.0,
+            op=">",
+            threshold=1.0,
+        ),
+        severity=Severity.MEDIUM,
+        actions=(
+            ActionSpec(
+                name="pg_cancel_queries",
+                params={"database": "{database}", "older_than_seconds": 1.0},
+            ),
+        ),
+        why="cancel_query",
+    )
+    system = System.from_settings(settings, patterns=(long_query,))
+    slow = SlowQuery()
+    try:
+        incident_id = wait_for(lambda: system.collect() and system.analyzer.run().new_incidents)[0]
+        remediation = system.executor.remediate(incident_id)
+        assert remediation.applied
+        slow.thread.join(10)
+        assert isinstance(slow.error, psycopg.errors.QueryCanceled)
+
+        deadline = remediation.applied_at + 3
+        while time.time() < deadline:
+            system.collect()
+            time.sleep(0.2)
+        judged = system.verifier.verify(remediation)
+        assert (judged.verdict, judged.status) == ("fixed", "resolved")
+        (applied,) = [
+            e for e in system.store.executions.history(incident_id) if e.state == "applied"
+        ]
+        assert applied.params["database"] == DATABASE
+        assert applied.result["ended"] == [slow.pid]
+    finally:
+        slow.close()
