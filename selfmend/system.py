@@ -32,7 +32,9 @@ from selfmend.detect.task_names import TaskRegistry
 from selfmend.detect.unregistered import TaskCheckSources, TaskNameCheck
 from selfmend.errors import ConfigurationError
 from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
+from selfmend.remedy.actions.postgres_analyze import PgAnalyze
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
+from selfmend.remedy.actions.postgres_index import PgCreateIndex
 from selfmend.remedy.actions.postgres_sessions import PgCancelQueries, PgEndIdleTransactions
 from selfmend.remedy.actions.set_control import SetControl
 from selfmend.remedy.actions.task_alias import TaskAlias
@@ -105,6 +107,8 @@ class System:
             aliases,
             PgCancelQueries(databases),
             PgEndIdleTransactions(databases),
+            PgAnalyze(databases),
+            PgCreateIndex(databases),
         ]
         given = [factory(self.store) for factory in self.action_factories]
         return Catalogue([*built_in, *given, *plugin_actions(self.store)])

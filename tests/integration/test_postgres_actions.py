@@ -13,7 +13,9 @@ from selfmend.config import Settings
 from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.errors import ActionError
 from selfmend.models import Severity
+from selfmend.remedy.actions.postgres_analyze import PgAnalyze
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
+from selfmend.remedy.actions.postgres_index import PgCreateIndex
 from selfmend.remedy.actions.postgres_sessions import PgCancelQueries, PgEndIdleTransactions
 from selfmend.remedy.base import Plan
 from selfmend.system import System
@@ -154,6 +156,7 @@ def test_only_a_monitored_database_may_be_named(databases):
 def test_the_loop_cancels_a_long_query_on_the_incidents_database_and_verifies(tmp_path):
     settings = Settings(
         home=tmp_path,
+        store_url=f"sqlite:///{tmp_path}/store.db",  # not the session's shared store
         mode="auto",
         monitor_postgres_urls=[URL],
         settle_seconds=0.5,
@@ -166,7 +169,7 @@ def test_the_loop_cancels_a_long_query_on_the_incidents_database_and_verifies(tm
         condition=MetricCondition(
             series="postgres.longest_query_seconds",
             aggregate="min",
-            window=1.0,
+            window=2.0,
             op=">",
             threshold=1.0,
         ),
@@ -182,7 +185,16 @@ def test_the_loop_cancels_a_long_query_on_the_incidents_database_and_verifies(tm
     system = System.from_settings(settings, patterns=(long_query,))
     slow = SlowQuery()
     try:
-        incident_id = wait_for(lambda: system.collect() and system.analyzer.run().new_incidents)[0]
+
+        def collected_while_slow() -> bool:
+            system.collect()
+            return active_for(slow.pid, 3.0)
+
+        wait_for(collected_while_slow, timeout=15, every=0.2)
+        opened = system.analyzer.run().new_incidents
+        (incident_id,) = [
+            i for i in opened if system.store.incidents.get(i).pattern == "query_running_long"
+        ]
         remediation = system.executor.remediate(incident_id)
         assert remediation.applied
         slow.thread.join(10)
@@ -201,3 +213,92 @@ def test_the_loop_cancels_a_long_query_on_the_incidents_database_and_verifies(tm
         assert applied.result["ended"] == [slow.pid]
     finally:
         slow.close()
+
+
+@pytest.fixture
+def orders(databases):
+    """A table of 20,000 orders, its statistics fresh, no index but its primary key."""
+    with psycopg.connect(URL, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS orders")
+        connection.execute(
+            "CREATE TABLE orders (id serial PRIMARY KEY, customer_id int, total numeric)"
+        )
+        connection.execute(
+            "INSERT INTO orders (customer_id, total) "
+            "SELECT g % 500, g FROM generate_series(1, 20000) g"
+        )
+        connection.execute("ANALYZE orders")
+    return "orders"
+
+
+def rows_changed_since_analyze(table: str) -> int:
+    with psycopg.connect(URL) as connection:
+        return connection.execute(
+            "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = %s", [table]
+        ).fetchone()[0]
+
+
+def test_analyze_refreshes_statistics_only_when_rows_changed(databases, orders):
+    action = PgAnalyze(databases)
+    with psycopg.connect(URL, autocommit=True) as connection:
+        connection.execute("DELETE FROM orders WHERE id <= 5000")
+    wait_for(lambda: rows_changed_since_analyze(orders) >= 5000, timeout=10, every=0.2)
+
+    plan = action.plan({"table": orders})
+    assert plan.summary.startswith('ANALYZE "public"."orders" on selfmend_actions_test (')
+    applied = action.apply(plan)
+    assert applied["changed"] is True and applied["rows_changed"] >= 5000
+    wait_for(lambda: rows_changed_since_analyze(orders) == 0, timeout=10, every=0.2)
+    assert action.apply(plan)["changed"] is False
+
+
+def test_an_identifier_not_in_the_schema_is_refused_naming_what_exists(databases, orders):
+    with pytest.raises(ActionError, match=r"params.table: no table 'orders; DROP TABLE x'"):
+        PgAnalyze(databases).plan({"table": "orders; DROP TABLE x"})
+    with pytest.raises(
+        ActionError, match=r"params.columns: \"public\".\"orders\" has no column 'email'"
+    ):
+        PgCreateIndex(databases).plan({"table": orders, "columns": ["customer_id", "email"]})
+
+
+def index_valid(name: str) -> bool | None:
+    with psycopg.connect(URL) as connection:
+        row = connection.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s",
+            [name],
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+def test_an_index_is_built_concurrently_once_and_dropped_on_rollback(databases, orders):
+    action = PgCreateIndex(databases)
+    assert action.risk.needs_approval
+
+    plan = action.plan({"table": orders, "columns": ["customer_id"]})
+    index = plan.params["index"]
+    assert index == "selfmend_orders_customer_id_idx"
+    assert action.apply(plan) == {"changed": True, "index": index}
+    assert index_valid(index) is True
+    assert action.apply(plan) == {"changed": False, "index": index}  # redelivered
+
+    covered = action.plan({"table": orders, "columns": ["customer_id"]})
+    assert "already indexed" in covered.summary and covered.undo == {"drop": False}
+
+    assert action.rollback(plan) == {"changed": True, "index": index}
+    assert index_valid(index) is None
+    assert action.rollback(plan)["changed"] is False
+
+
+def test_a_build_that_cannot_get_its_lock_fails_clearly_and_leaves_no_index(databases, orders):
+    action = PgCreateIndex(databases)
+    plan = action.plan({"table": orders, "columns": ["total"]})
+    blocker = psycopg.connect(URL)
+    try:
+        blocker.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")  # held until rollback
+        with pytest.raises(ActionError, match="building selfmend_orders_total_idx failed"):
+            action.apply(plan)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert index_valid(plan.params["index"]) is None
