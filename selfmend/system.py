@@ -31,7 +31,12 @@ from selfmend.detect.patterns import Pattern
 from selfmend.detect.task_names import TaskRegistry
 from selfmend.detect.unregistered import TaskCheckSources, TaskNameCheck
 from selfmend.errors import ConfigurationError
-from selfmend.remedy.actions.celery_pool import CeleryPool, WorkerPools
+from selfmend.remedy.actions.celery_autoscale import CeleryAutoscale
+from selfmend.remedy.actions.celery_pool import CeleryPool
+from selfmend.remedy.actions.celery_pool_restart import CeleryPoolRestart
+from selfmend.remedy.actions.celery_ports import TaskControl, WorkerPools
+from selfmend.remedy.actions.celery_rate_limit import CeleryRateLimit
+from selfmend.remedy.actions.celery_revoke import CeleryRevokeStuck
 from selfmend.remedy.actions.postgres_analyze import PgAnalyze
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
 from selfmend.remedy.actions.postgres_index import PgCreateIndex
@@ -65,6 +70,7 @@ class System:
     store: Store
     patterns: tuple[Pattern, ...] = BUILTIN_PATTERNS
     worker_pools: WorkerPools | None = None
+    task_control: TaskControl | None = None
     celery_probe: CeleryProbe | None = None
     task_registry: TaskRegistry | None = None
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
@@ -109,6 +115,10 @@ class System:
             PgEndIdleTransactions(databases),
             PgAnalyze(databases),
             PgCreateIndex(databases),
+            CeleryAutoscale(self.worker_pools),
+            CeleryPoolRestart(self.worker_pools),
+            CeleryRateLimit(self.task_control),
+            CeleryRevokeStuck(self.task_control),
         ]
         given = [factory(self.store) for factory in self.action_factories]
         return Catalogue([*built_in, *given, *plugin_actions(self.store)])

@@ -9,17 +9,23 @@ from celery import Celery
 
 from selfmend.config import Settings
 from selfmend.system import System
-from workers.control import CeleryQueueProbe, CeleryTaskRegistry, CeleryWorkerPools
+from workers.control import (
+    CeleryQueueProbe,
+    CeleryTaskControl,
+    CeleryTaskRegistry,
+    CeleryWorkerPools,
+)
 
 _system: System | None = None
 _lock = threading.Lock()
 
 
 def build(app: Celery, settings: Settings | None = None, **parts: Any) -> System:
-    """The System with the parts only a Celery app gives (pools, queue probe, registered
-    tasks, beat schedule); ``parts`` replace any of them, or the patterns."""
+    """The System with the parts only a Celery app gives (pools, task control, queue probe,
+    registered tasks, beat schedule); ``parts`` replace any of them, or the patterns."""
     celery_parts = {
         "worker_pools": CeleryWorkerPools(app),
+        "task_control": CeleryTaskControl(app),
         "celery_probe": CeleryQueueProbe(app),
         "task_registry": CeleryTaskRegistry(app),
         "beat_schedule": app.conf.beat_schedule,

@@ -1,28 +1,21 @@
 """celery_pool: grow or shrink the worker pools by broadcasting ``pool_grow`` / ``pool_shrink``.
 
-The pools are reached through a ``WorkerPools`` port (``workers.control`` implements it on the
-Celery app), so this core stays free of Celery. Undo reverses the change.
+The pools are reached through the ``WorkerPools`` port (``celery_ports``). Undo reverses the
+change.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from selfmend.errors import ActionError
 from selfmend.models import Risk
+from selfmend.remedy.actions.celery_ports import WorkerPools, reached, refused
 from selfmend.remedy.base import Plan, parse_params
 
 MAX_STEP = 4
-
-
-class WorkerPools(Protocol):
-    def sizes(self, destination: list[str] | None = None) -> dict[str, int]:
-        """Pool processes per worker node that answered."""
-
-    def resize(self, delta: int, destination: list[str] | None = None) -> dict[str, str]:
-        """Grow (delta > 0) or shrink each node's pool; node → error text, empty if all ok."""
 
 
 class CeleryPoolParams(BaseModel):
@@ -50,9 +43,7 @@ class CeleryPool:
 
     @property
     def pools(self) -> WorkerPools:
-        if self._pools is None:
-            raise ActionError(f"{self.name}: no Celery app is wired in to reach the workers")
-        return self._pools
+        return reached(self._pools, self.name)
 
     def plan(self, params: dict[str, Any]) -> Plan:
         parsed = parse_params(CeleryPoolParams, self.name, params)
@@ -92,7 +83,5 @@ class CeleryPool:
         return self._resize(plan.undo["delta"], changed)
 
     def _resize(self, delta: int, nodes: list[str]) -> dict[str, Any]:
-        errors = self.pools.resize(delta, nodes)
-        if errors:
-            raise ActionError(f"{self.name}: workers refused the resize: {errors}")
+        refused(self.name, self.pools.resize(delta, nodes), "resize their pools")
         return {"changed": True, "delta": delta, "nodes": nodes}
