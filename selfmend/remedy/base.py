@@ -60,19 +60,21 @@ _LABEL = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 def with_labels(action: str, params: dict[str, Any], target: str) -> dict[str, Any]:
-    """The parameters with each ``"{label}"`` value taken from the incident's series labels, so
-    one pattern acts on the database, queue or instance its incident is about."""
+    """The parameters with each ``"{label}"`` value (in a list too) taken from the incident's
+    series labels, so one pattern acts on the database, task or worker its incident is about."""
     _, labels = parse_series_key(target)
-    bound = {}
-    for key, value in params.items():
+
+    def bound(key: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return [bound(key, item) for item in value]
         placeholder = _LABEL.match(value) if isinstance(value, str) else None
         if placeholder is None:
-            bound[key] = value
-        elif placeholder[1] in labels:
-            bound[key] = labels[placeholder[1]]
-        else:
+            return value
+        if placeholder[1] not in labels:
             raise ActionError(
                 f"{action}: params.{key}: the incident's series {target} has no label "
                 f"{placeholder[1]!r}"
             )
-    return bound
+        return labels[placeholder[1]]
+
+    return {key: bound(key, value) for key, value in params.items()}

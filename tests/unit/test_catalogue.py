@@ -8,16 +8,25 @@ from selfmend.config import Settings
 from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.detect.catalogue_doc import DOC_FILE, render
 from selfmend.detect.patterns import Pattern
+from selfmend.models import series_key
 from selfmend.remedy.actions.celery_pool import CeleryPoolParams
+from selfmend.remedy.actions.celery_pool_restart import PoolRestartParams
+from selfmend.remedy.actions.celery_rate_limit import RateLimitParams
+from selfmend.remedy.actions.celery_revoke import RevokeParams
 from selfmend.remedy.actions.postgres_sessions import SessionParams
 from selfmend.remedy.actions.set_control import SetControlParams
+from selfmend.remedy.base import with_labels
 from selfmend.system import System
 
+LABELLED = series_key("any.series", {"database": "shop", "task": "shop.pay", "worker": "w1@a"})
 PARAMS = {
     "set_control": SetControlParams,
     "celery_pool": CeleryPoolParams,
     "pg_cancel_queries": SessionParams,
     "pg_end_idle_transactions": SessionParams,
+    "celery_rate_limit": RateLimitParams,
+    "celery_revoke_stuck": RevokeParams,
+    "celery_pool_restart": PoolRestartParams,
 }
 
 
@@ -50,7 +59,9 @@ def test_every_default_action_exists_and_its_params_are_valid(tmp_path):
     for pattern in with_actions:
         for action in pattern.actions:
             assert action.name in catalogue, pattern.name
-            PARAMS[action.name].model_validate(action.params)
+            # A "{label}" parameter is what the incident's series brings, e.g. its worker.
+            params = with_labels(action.name, action.params, LABELLED)
+            PARAMS[action.name].model_validate(params)
 
 
 @pytest.mark.parametrize("pattern", BUILTIN_PATTERNS, ids=lambda pattern: pattern.name)

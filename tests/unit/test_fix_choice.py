@@ -182,5 +182,8 @@ def test_a_label_placeholder_takes_the_incidents_label_and_a_missing_one_is_refu
         "older_than_seconds": 300,
         "note": "{not a label",
     }
+    assert with_labels("celery_pool_restart", {"destination": ["{database}"]}, target) == {
+        "destination": ["shop"]
+    }
     with pytest.raises(ActionError, match=r"params.queue: .* has no label 'queue'"):
         with_labels("celery_pool", {"queue": "{queue}"}, target)
