@@ -2,7 +2,9 @@
 
 A buffer holds JSON batches between the client and the collect stage: a Redis list in
 production, a table of the store in the embedded default. ``drain`` hands a batch to a handler
-and forgets it only when the handler returned; a handler that raises leaves it buffered.
+and forgets it only when the handler returned; a handler that raises leaves it buffered. The
+handler stores a batch in one transaction with its digest, once: a batch delivered again is
+recognised and skipped, so every pushed sample is stored exactly once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +26,7 @@ from selfmend.store.tables import push_queue
 log = structlog.get_logger(__name__)
 
 REDIS_KEY = "selfmend:push"
+POP_HANDLED = Path(__file__).with_name("pop_handled.lua")
 
 Handler = Callable[[list[str], Connection | None], None]
 
@@ -63,11 +67,15 @@ class StorePushBuffer:
 
 
 class RedisPushBuffer:
-    """The production buffer: a Redis list, popped in batches, put back if storing fails."""
+    """The production buffer: a Redis list. A drain reads batches from its head, stores them,
+    and only then removes them (``pop_handled.lua``): a drain that dies midway, or whose store
+    fails, leaves them there for the next, and the store's batch digests keep a batch read
+    twice from being stored twice."""
 
     def __init__(self, client: Any, key: str = REDIS_KEY) -> None:
         self.client = client
         self.key = key
+        self._pop_handled = client.register_script(POP_HANDLED.read_text())
 
     def push(self, payload: str) -> None:
         self.client.rpush(self.key, payload)
@@ -75,15 +83,12 @@ class RedisPushBuffer:
     def drain(self, limit: int, handler: Handler) -> int:
         payloads = [
             p.decode() if isinstance(p, bytes) else p
-            for p in self.client.lpop(self.key, limit) or []
+            for p in self.client.lrange(self.key, 0, limit - 1)
         ]
         if not payloads:
             return 0
-        try:
-            handler(payloads, None)
-        except Exception:
-            self.client.lpush(self.key, *reversed(payloads))
-            raise
+        handler(payloads, None)
+        self._pop_handled(keys=[self.key], args=payloads)
         return len(payloads)
 
 
@@ -116,6 +121,10 @@ class PushCollector:
         report = PushReport()
 
         def store_batches(payloads: list[str], connection: Connection | None) -> None:
+            if connection is None:
+                with self.store.engine.begin() as own:
+                    return store_batches(payloads, own)
+            payloads = self.store.samples.first_seen(payloads, connection)
             items, refused = _decode(payloads)
             parsed = parse_batch(items, max_skew=self.max_skew)
             self.store.samples.insert(parsed.samples, connection)

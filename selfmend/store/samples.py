@@ -6,7 +6,9 @@ object per sample. Series ids are resolved once per process and cached.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    delete,
     func,
     insert,
     select,
@@ -31,7 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from selfmend.models import Anomaly, LogEvent, Sample, parse_series_key
 from selfmend.store import pg_bulk
-from selfmend.store.tables import log_events, samples, series
+from selfmend.store.tables import log_events, push_batches, samples, series
 
 _COPY_SAMPLES = "COPY samples (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
 _COPY_ANOMALIES = (
@@ -47,6 +50,7 @@ _UPDATE_CURSOR = "UPDATE series SET analyzed_until = ?, detector_state = ? WHERE
 _INSERT_ANOMALY = (
     "INSERT INTO anomalies (series_id, ts, value, score, detector) VALUES (?, ?, ?, ?, ?)"
 )
+WEEK = 7 * 86400.0
 _POINT_ROW = np.dtype([("series_id", "i8"), ("ts", "f8"), ("value", "f8")])
 _IDS_PER_QUERY = 5000  # parameters per IN list on SQLite, well inside its cap of 32,766
 
@@ -158,6 +162,23 @@ class SampleStore:
         # must not leave an id behind that points nowhere.
         self._ids.update({key: id_ for key, id_ in found.items() if key not in created})
         return {**self._ids, **found}
+
+    def first_seen(self, payloads: Sequence[str], connection: Connection) -> list[str]:
+        """The pushed batches not stored before, each once, their digests now recorded in the
+        caller's transaction; digests older than a week are forgotten."""
+        now = time.time()
+        digests = {hashlib.sha256(payload.encode()).hexdigest(): payload for payload in payloads}
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        fresh = set(
+            connection.scalars(
+                dialect_insert(push_batches)
+                .on_conflict_do_nothing(index_elements=["digest"])
+                .returning(push_batches.c.digest),
+                [{"digest": digest, "stored_at": now} for digest in digests],
+            )
+        )
+        connection.execute(delete(push_batches).where(push_batches.c.stored_at < now - WEEK))
+        return [payload for digest, payload in digests.items() if digest in fresh]
 
     def insert_logs(self, events: Sequence[LogEvent], connection: Connection | None = None) -> int:
         if not events:

@@ -157,6 +157,15 @@ kill_switches = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Digests of the pushed batches already stored: a batch delivered twice (a drain that died
+# before it removed the batch, a client that retried a push) is stored once.
+push_batches = Table(
+    "push_batches",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("stored_at", Float, nullable=False, index=True),
+)
+
 # The push buffer of the embedded default (Redis holds it in production).
 push_queue = Table(
     "push_queue",
