@@ -1,0 +1,268 @@
+"""Nothing lost, nothing doubled, under the failures production has: 50 client threads pushing
+at once, Redis restarted under a running worker, PostgreSQL restarted during batch writes.
+
+Real servers only. Redis is a private ``redis-server`` (with an append-only file, as a
+production push buffer should have) so restarting it disturbs no other test; PostgreSQL is
+the shared server, restarted with ``pg_ctlcluster`` in fast mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+import structlog
+from sqlalchemy import func, select
+
+from selfmend.client import Client
+from selfmend.config import Settings
+from selfmend.store.tables import samples, series
+from selfmend.system import System
+
+from .conftest import POSTGRES, REDIS, wait_for
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+DATABASE = "selfmend_reliability_test"
+PUSHED = "shop.order_total"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, persisting to an append-only file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        subprocess.run(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize",
+             "yes", "--dir", str(self.folder), "--appendonly", "yes", "--save", "",
+             "--logfile", str(self.folder / "redis.log")],
+            check=True,
+        )  # fmt: skip
+        wait_for(self.answers, timeout=10, every=0.1)
+
+    def answers(self) -> bool:
+        try:
+            return redis.Redis.from_url(self.url, socket_timeout=1).ping()
+        except redis.ConnectionError:
+            return False
+
+    def restart(self, down_for: float) -> None:
+        """SHUTDOWN writes the append-only file, as a restart by a supervisor does."""
+        with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it goes
+            redis.Redis.from_url(self.url).shutdown()
+        wait_for(lambda: not self.answers(), timeout=10, every=0.1)
+        time.sleep(down_for)
+        self.start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis.from_url(self.url).shutdown(nosave=True)
+
+
+@pytest.fixture
+def store_url():
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {DATABASE}")
+    return f"{POSTGRES}/{DATABASE}"
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+def stored(system: System) -> tuple[int, int]:
+    """How many pushed samples the store holds, and how many distinct (series, ts, value);
+    the worker's own Celery samples are not counted."""
+    pushed = (
+        select(samples.c.series_id, samples.c.ts, samples.c.value)
+        .join(series, series.c.id == samples.c.series_id)
+        .where(series.c.name == PUSHED)
+    )
+    with system.store.engine.connect() as connection:
+        total = connection.execute(select(func.count()).select_from(pushed.subquery()))
+        distinct = connection.execute(
+            select(func.count()).select_from(pushed.distinct().subquery())
+        )
+        return total.scalar_one(), distinct.scalar_one()
+
+
+def push_from_threads(client: Client, threads: int, each: int, every: float = 0.002) -> None:
+    start = threading.Barrier(threads)
+
+    def push(thread: int) -> None:
+        start.wait()
+        for index in range(each):
+            client.record(PUSHED, float(thread * 1000 + index), thread=str(thread))
+            time.sleep(every)
+
+    workers = [threading.Thread(target=push, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def drain_until(
+    system: System, expected: int, timeout: float = 60, every: float = 0.3
+) -> list[str]:
+    """Collect as beat would, until ``expected`` samples are stored; the collects that failed."""
+    failures: list[str] = []
+
+    def all_stored() -> bool:
+        try:
+            system.collect()
+            return stored(system)[0] >= expected
+        except Exception as error:  # a server coming back: the next beat tick tries again
+            failures.append(type(error).__name__)
+            return False
+
+    wait_for(all_stored, timeout=timeout, every=every)
+    return failures
+
+
+def test_a_thousand_concurrent_pushes_from_fifty_threads_are_each_stored_once(tmp_path, store_url):
+    settings = Settings(
+        home=tmp_path, store_url=store_url, redis_url=f"{REDIS}/11", push_batch_size=7
+    )
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    system = System.from_settings(settings, patterns=())
+    client = Client(settings, store=system.store)
+    drains = [threading.Thread(target=drain_until, args=(system, 1000)) for _ in range(2)]
+    for drain in drains:  # two drains racing the pushes and each other
+        drain.start()
+
+    push_from_threads(client, threads=50, each=20)
+    client.close()
+    for drain in drains:
+        drain.join()
+
+    assert stored(system) == (1000, 1000)
+    assert client.dropped == 0
+
+
+def test_redis_restarted_under_a_worker_loses_no_pushed_sample(tmp_path, store_url, private_redis):
+    settings = Settings(
+        home=tmp_path,
+        store_url=store_url,
+        redis_url=f"{private_redis.url}/2",
+        broker_url=f"{private_redis.url}/0",
+        result_backend=f"{private_redis.url}/1",
+    )
+    system = System.from_settings(settings, patterns=())
+    worker = start_worker(tmp_path, settings)
+    try:
+        from workers.app import create_app
+
+        app = create_app(settings)
+        assert app.send_task("selfmend.collect").get(timeout=30)["push"] == {
+            "samples": 0,
+            "logs": 0,
+            "rejected": [],
+        }
+        client = Client(settings, store=system.store)
+        pushing = threading.Thread(target=push_from_threads, args=(client, 10, 150, 0.02))
+        with structlog.testing.capture_logs() as logged:
+            pushing.start()  # for three seconds
+            time.sleep(1.0)
+            private_redis.restart(down_for=1.0)
+            pushing.join()
+            client.close()  # what failed to send while Redis was down is sent now
+        assert any(entry["event"] == "client.push_failed" for entry in logged)
+
+        def collected_everything() -> bool:
+            app.send_task("selfmend.collect").get(timeout=30)
+            return stored(system)[0] >= 1500
+
+        assert wait_for(collected_everything, timeout=60, every=0.5)  # the worker reconnected
+        assert stored(system) == (1500, 1500)
+        assert client.dropped == 0
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+@pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="needs pg_ctlcluster")
+def test_postgresql_restarted_during_batch_writes_loses_and_doubles_nothing(tmp_path, store_url):
+    settings = Settings(
+        home=tmp_path, store_url=store_url, redis_url=f"{REDIS}/11", push_batch_size=20
+    )
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    system = System.from_settings(settings, patterns=())
+    client = Client(settings, store=system.store)
+    failures: list[str] = []
+    draining = threading.Thread(
+        target=lambda: failures.extend(drain_until(system, 2000, timeout=120, every=0.05))
+    )
+    draining.start()
+
+    pushing = threading.Thread(target=push_from_threads, args=(client, 10, 200, 0.015))
+    pushing.start()  # for three seconds
+    time.sleep(1.0)
+    restart_postgresql()
+    pushing.join()
+    client.close()
+    draining.join()
+
+    assert failures, "the restart happened while no batch was being written"
+    assert stored(system) == (2000, 2000)
+
+
+def restart_postgresql() -> None:
+    version = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".")])
+    subprocess.run(
+        [
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            version[-1],
+            "main",
+            "restart",
+            "-m",
+            "fast",
+        ],
+        check=True,
+    )
+
+
+def start_worker(folder: Path, settings: Settings) -> subprocess.Popen:
+    """``celery -A workers worker`` on the given settings, in a process of its own."""
+    env = {
+        **os.environ,
+        "SELFMEND_HOME": str(folder / "worker"),
+        "SELFMEND_STORE_URL": settings.store_url or "",
+        "SELFMEND_BROKER_URL": settings.broker_url or "",
+        "SELFMEND_RESULT_BACKEND": settings.result_backend or "",
+        "SELFMEND_REDIS_URL": settings.redis_url or "",
+        "PYTHONPATH": str(REPO),
+    }
+    log = (folder / "worker.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=threads",
+         "--concurrency=2", f"--hostname=reliability-{os.getpid()}@localhost",
+         "--without-mingle", "--without-gossip", "--loglevel=WARNING"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
