@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from selfmend.detect.choice import DetectorChoice
@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     )
     flap_window_seconds: float = Field(3600.0, gt=0, description="Reopens counted over this.")
     flap_reopens: int = Field(3, ge=1, description="Reopens in the window that mean flapping.")
+    visibility_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Redis broker: a message a worker took and did not acknowledge within this "
+        "(it died) is delivered again. Keep it well above settle plus verify window.",
+    )
     max_clock_skew_seconds: float = Field(300.0, gt=0)
     push_batch_size: int = Field(500, ge=1)
     push_flush_seconds: float = Field(1.0, gt=0)
@@ -108,6 +114,19 @@ class Settings(BaseSettings):
     task_check_log_window: float = Field(
         3600.0, gt=0, description="Seconds of stored log lines the integration check reads."
     )
+
+    @model_validator(mode="after")
+    def _verify_before_redelivery(self) -> Settings:
+        """A verify task waits settle plus hold window on the broker; on Redis, a message held
+        past the visibility timeout is delivered a second time."""
+        waited = self.settle_seconds + self.verify_window_seconds
+        if self.visibility_timeout_seconds <= 2 * waited:
+            raise ValueError(
+                f"visibility_timeout_seconds ({self.visibility_timeout_seconds:g}) must exceed "
+                f"twice settle_seconds + verify_window_seconds ({2 * waited:g}), or verify "
+                "tasks are delivered twice"
+            )
+        return self
 
     @field_validator(
         "monitor_redis_urls",
@@ -140,9 +159,19 @@ class Settings(BaseSettings):
         return self.resolved_broker_url.startswith("filesystem://")
 
     def broker_transport_options(self) -> dict[str, object]:
-        """Folders of the file-based broker; one folder in and out, as on a single machine."""
+        """The Redis broker's visibility timeout and how often workers look for messages past
+        it, or the folders of the file-based broker (one folder in and out, as on one machine).
+
+        kombu sweeps for messages whose worker died every 10 s but scans only on every 10th
+        sweep; a sweep that scans, at most a fifth of the timeout apart, redelivers them soon
+        after the timeout instead of up to 100 s later.
+        """
         if not self.embedded_broker:
-            return {}
+            return {
+                "visibility_timeout": self.visibility_timeout_seconds,
+                "unacked_restore_interval": min(10.0, self.visibility_timeout_seconds / 5),
+                "unacked_restore_throttle": 1,
+            }
         root = self.home.resolve() / "broker"
         for name in ("queue", "control"):
             (root / name).mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,7 @@ class ExecutionState(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     APPROVED = "approved"
     APPLYING = "applying"
+    RESUMED = "resumed"  # the claim was taken up again: its first delivery's worker was lost
     APPLIED = "applied"
     FAILED = "failed"
     VERIFIED = "verified"

@@ -34,6 +34,7 @@ from selfmend.store.incidents import Incident
 log = structlog.get_logger(__name__)
 
 ACTOR = "selfmend.remediate"
+MAX_LOST_DELIVERIES = 3
 _STARTABLE = (IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL, IncidentStatus.REMEDIATING)
 
 
@@ -183,8 +184,27 @@ class Executor:
                 applied.id,
                 applied.created_at,
             )
+        attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)
+        lost = sum(
+            e.state is ExecutionState.RESUMED and e.action == action.name
+            for e in self.store.executions.history(incident.id)
+        )
+        if lost >= MAX_LOST_DELIVERIES:
+            # acks_late redelivers a message whose worker died: one that kills its worker
+            # every time would loop forever. The action's own check-first makes a repeat safe.
+            reason = (
+                f"the worker applying {action.name} was lost {lost + 1} times; "
+                "stopped trying, as the apply itself may be what kills it"
+            )
+            attempt.log(ExecutionState.FAILED, reason, once=False)
+            return self._escalate(incident, reason)
+        attempt.log(
+            ExecutionState.RESUMED,
+            f"delivered again after the worker was lost ({lost + 1})",
+            once=False,
+        )
         log.warning("remediation.resumed", incident_id=incident.id, action=action.name)
-        return self._apply(Attempt.from_claim(self.store, ACTOR, incident, action, claim))
+        return self._apply(attempt)
 
     def _apply(self, attempt: Attempt) -> Remediation:
         incident, action, plan = attempt.incident, attempt.action, attempt.plan

@@ -10,8 +10,9 @@ import pytest
 from selfmend.config import Settings
 from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.errors import InvalidInput
-from selfmend.models import ExecutionState, IncidentStatus, Severity
+from selfmend.models import ExecutionState, IncidentStatus, Risk, Severity
 from selfmend.remedy.approvals import approve
+from selfmend.remedy.base import Plan
 from selfmend.system import System
 
 
@@ -141,3 +142,45 @@ def test_an_expired_request_cannot_be_approved(tmp_path):
         approve(system.store, incident_id, actor="ops", timeout_seconds=0)
     approve(system.store, incident_id, actor="ops", timeout_seconds=3600)
     assert system.backlog.sweep(time.time()).approved == [incident_id]
+
+
+class DiesApplying:
+    """An action whose apply takes its process down, as an out-of-memory kill would."""
+
+    name = "dies_applying"
+    risk = Risk.LOW
+    reversible = True
+
+    def __init__(self, store) -> None:
+        pass
+
+    def plan(self, params):
+        return Plan(self.name, "host", params, {}, "something heavy")
+
+    def apply(self, plan):
+        raise SystemExit("killed")
+
+    def rollback(self, plan):
+        return {"changed": False}
+
+
+def test_an_apply_that_kills_its_worker_is_escalated_after_three_lost_deliveries(tmp_path):
+    deadly = Pattern(
+        name="deadly",
+        condition=PATTERNS[0].condition,
+        severity=Severity.MEDIUM,
+        actions=(ActionSpec(name="dies_applying"),),
+        why="test",
+    )
+    settings = Settings(home=tmp_path, mode="auto", cooldown_seconds=0)
+    system = System.from_settings(settings, patterns=(deadly,), action_factories=(DiesApplying,))
+    incident_id = open_incident(system, "deadly")
+
+    for _ in range(4):  # the first delivery and three redeliveries, each worker lost
+        with pytest.raises(SystemExit):
+            system.executor.remediate(incident_id)
+    escalated = system.executor.remediate(incident_id)
+
+    assert escalated.decision == "escalated"
+    assert "was lost 4 times" in escalated.reason
+    assert len(reasons(system, incident_id, ExecutionState.RESUMED)) == 3
