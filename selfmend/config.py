@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     )
     flap_window_seconds: float = Field(3600.0, gt=0, description="Reopens counted over this.")
     flap_reopens: int = Field(3, ge=1, description="Reopens in the window that mean flapping.")
+    beat_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A beat holds its lease this long; a second beat takes over "
+        "only after the first let it lapse.",
+    )
     visibility_timeout_seconds: float = Field(
         3600.0,
         gt=0,

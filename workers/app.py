@@ -19,7 +19,7 @@ def queue_name(stage: str) -> str:
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
-    app = Celery("selfmend", include=TASK_MODULES)
+    app = Celery("selfmend", include=TASK_MODULES, task_cls="workers.beat:BeatGuardedTask")
     settings.home.mkdir(parents=True, exist_ok=True)
     app.conf.update(
         broker_url=settings.resolved_broker_url,
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         beat_schedule=build_schedule(settings),
+        beat_scheduler="workers.beat:LeaderScheduler",
         beat_schedule_filename=str(settings.home.resolve() / "beat-schedule"),
         timezone="UTC",
     )

@@ -9,6 +9,7 @@ from selfmend.store.controls import ControlStore
 from selfmend.store.engine import make_engine
 from selfmend.store.executions import ExecutionLog
 from selfmend.store.incidents import IncidentStore
+from selfmend.store.leases import LeaseStore
 from selfmend.store.migrate import upgrade
 from selfmend.store.notifications import NotificationStore
 from selfmend.store.outcomes import OutcomeStore
@@ -25,6 +26,7 @@ class Store:
         self.outcomes = OutcomeStore(engine)
         self.claims = Claims(engine)
         self.notifications = NotificationStore(engine)
+        self.leases = LeaseStore(engine)
 
     @classmethod
     def from_url(cls, url: str, *, migrate: bool = True) -> Store:

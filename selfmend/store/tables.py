@@ -191,3 +191,15 @@ notifications = Table(
     Column("last_error", Text, nullable=True),
     Index("ix_notifications_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
 )
+
+# Leases: one holder at a time for what must run once (the beat that schedules the stages). A
+# lease taken over from a holder that let it lapse gets a higher epoch, so work stamped with the
+# old one can be told apart and ignored.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

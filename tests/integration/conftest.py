@@ -110,8 +110,8 @@ def _truncate(store: Store) -> None:
     with store.engine.begin() as connection:
         connection.exec_driver_sql(
             "TRUNCATE samples, series, log_events, anomalies, verifications, executions, "
-            "incidents, patterns, controls, kill_switches, push_queue, notifications, push_batches "
-            "RESTART IDENTITY CASCADE"
+            "incidents, patterns, controls, kill_switches, push_queue, notifications, "
+            "push_batches, leases RESTART IDENTITY CASCADE"
         )
 
 
