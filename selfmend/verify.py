@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy import Connection
 
 from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import Pattern
@@ -24,10 +25,11 @@ from selfmend.models import ExecutionState, IncidentStatus, Verdict
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.choice import FixChooser
-from selfmend.remedy.escalation import advance_and_tell
+from selfmend.remedy.escalation import tell
 from selfmend.remedy.executor import Remediation
 from selfmend.remedy.notify import ROLLED_BACK
 from selfmend.store import Store
+from selfmend.store.executions import Execution, ExecutionLog, row_values
 from selfmend.store.incidents import Incident
 
 log = structlog.get_logger(__name__)
@@ -136,45 +138,63 @@ class Verifier:
         self, incident: Incident, remediation: Remediation, verdict: Verdict, after: dict[str, Any]
     ) -> Judgement:
         action = self.catalogue.get(remediation.action or "")
-        status = self._status_after(incident, verdict, action.name)
-        # Whoever moves the incident on owns the verdict: a second delivery records nothing.
-        if not self._advance(incident, status, action.name):
-            current = self.store.incidents.get(incident.id).status
-            return Judgement(incident.id, "none", str(current), {}, {"reason": "already judged"})
-        claim = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
+        history = self.store.executions.history(incident.id)
+        status = self._status_after(incident, verdict, action.name, history)
+        claim = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLYING)
         attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)
         before = {"root_cause": incident.root_cause, **incident.evidence}
-        self.store.outcomes.record(
-            incident_id=incident.id,
-            execution_id=remediation.execution_id or claim.id,
-            pattern=incident.pattern,
-            action=action.name,
-            before=before,
-            after=after,
-            verdict=verdict,
-        )
-        if verdict is Verdict.FIXED:
-            attempt.log(ExecutionState.VERIFIED, "back in band", result=after)
-        else:
+        # The verdict, its outcome count, its row and any message move the incident together;
+        # whoever moves it owns the verdict, and a second delivery records nothing.
+        with self.store.engine.begin() as connection:
+            owned = self.store.incidents.advance(
+                incident.id, [IncidentStatus.VERIFYING], status, connection
+            )
+            if owned:
+                self.store.outcomes.record(
+                    connection,
+                    incident_id=incident.id,
+                    execution_id=remediation.execution_id or claim.id,
+                    pattern=incident.pattern,
+                    action=action.name,
+                    before=before,
+                    after=after,
+                    verdict=verdict,
+                )
+                self._record_verdict(connection, attempt, verdict, status, after, history)
+        if not owned:
+            current = self.store.incidents.get(incident.id).status
+            return Judgement(incident.id, "none", str(current), {}, {"reason": "already judged"})
+        if verdict is not Verdict.FIXED:
             self._roll_back(attempt, after)
         log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
         return Judgement(incident.id, str(verdict), str(status), before, after)
 
-    def _advance(self, incident: Incident, status: IncidentStatus, action: str) -> bool:
-        """Move on from verifying; a last failed candidate is reported to a person with it."""
-        if status is not IncidentStatus.ROLLED_BACK:
-            return self.store.incidents.advance(incident.id, [IncidentStatus.VERIFYING], status)
-        reason = f"{action} did not fix it and is rolled back; no other candidate fix is left"
-        return advance_and_tell(
-            self.store, incident, [IncidentStatus.VERIFYING], status, ROLLED_BACK, reason
-        )
+    def _record_verdict(
+        self,
+        connection: Connection,
+        attempt: Attempt,
+        verdict: Verdict,
+        status: IncidentStatus,
+        after: dict[str, Any],
+        history: list[Execution],
+    ) -> None:
+        """A fix is logged verified; a last failed candidate is reported to a person."""
+        if verdict is Verdict.FIXED:
+            row = attempt.row(ExecutionState.VERIFIED, "back in band", result=after)
+            self.store.executions.append(connection, row_values(**row))
+        elif status is IncidentStatus.ROLLED_BACK:
+            action = attempt.action.name
+            reason = f"{action} did not fix it and is rolled back; no other candidate fix is left"
+            tell(self.store, connection, attempt.incident.id, ROLLED_BACK, reason, history)
 
-    def _status_after(self, incident: Incident, verdict: Verdict, action: str) -> IncidentStatus:
+    def _status_after(
+        self, incident: Incident, verdict: Verdict, action: str, history: list[Execution]
+    ) -> IncidentStatus:
         """Resolved when fixed; when not, open again while another candidate fix is left (the
         next analyze pass hands it to remediation), else rolled back for good."""
         if verdict is Verdict.FIXED:
             return IncidentStatus.RESOLVED
-        if self.chooser.next(incident, finishing=[action]) is not None:
+        if self.chooser.next(incident, finishing=[action], history=history) is not None:
             return IncidentStatus.OPEN
         return IncidentStatus.ROLLED_BACK
 

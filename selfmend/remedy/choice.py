@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from selfmend.detect.patterns import ActionSpec, Pattern
 from selfmend.models import ExecutionState
 from selfmend.store import Store
+from selfmend.store.executions import Execution
 from selfmend.store.incidents import Incident
 
 FINISHED = frozenset({ExecutionState.VERIFIED, ExecutionState.ROLLED_BACK, ExecutionState.FAILED})
@@ -62,13 +63,21 @@ class FixChooser:
         proposal = incident.evidence.get("proposal")
         return () if proposal is None else (ActionSpec.model_validate(proposal),)
 
-    def next(self, incident: Incident, finishing: Collection[str] = ()) -> Candidate | None:
+    def next(
+        self,
+        incident: Incident,
+        finishing: Collection[str] = (),
+        history: list[Execution] | None = None,
+    ) -> Candidate | None:
         """The candidate to try now, or None when every one was tried; ``finishing`` names
-        actions being finished right now, whose rows are not written yet."""
-        history = self.store.executions.history(incident.id)
+        actions being finished right now, whose rows are not written yet; ``history`` is the
+        incident's audit log if the caller has just read it."""
+        if history is None:
+            history = self.store.executions.history(incident.id)
         finished = {e.action for e in history if e.state in FINISHED} | set(finishing)
         started = {e.action for e in history if e.state in STARTED}
-        counts = self.store.outcomes.counts(incident.pattern)
-        left = [c for c in ranked(self.candidates(incident), counts) if c.spec.name not in finished]
+        specs = self.candidates(incident)
+        counts = self.store.outcomes.counts(incident.pattern) if len(specs) > 1 else {}
+        left = [c for c in ranked(specs, counts) if c.spec.name not in finished]
         resumed = [c for c in left if c.spec.name in started]
         return (resumed or left or [None])[0]

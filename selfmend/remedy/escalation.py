@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import structlog
+from sqlalchemy import Connection
 
 from selfmend.models import ExecutionState, IncidentStatus, Risk
 from selfmend.remedy.notify import ESCALATED, message
 from selfmend.store import Store
+from selfmend.store.executions import Execution
 from selfmend.store.incidents import Incident
 
 log = structlog.get_logger(__name__)
@@ -35,10 +37,22 @@ def advance_and_tell(
     with store.engine.begin() as connection:
         moved = store.incidents.advance(incident.id, expected, status, connection)
         if moved:
-            moved_on = store.incidents.get(incident.id, connection)
-            payload = message(kind, moved_on, history, reason)
-            store.notifications.enqueue(connection, incident.id, kind, payload)
+            tell(store, connection, incident.id, kind, reason, history)
     return moved
+
+
+def tell(
+    store: Store,
+    connection: Connection,
+    incident_id: int,
+    kind: str,
+    reason: str,
+    history: list[Execution],
+) -> None:
+    """Queue the message about the incident as it now stands, in the caller's transaction."""
+    moved_on = store.incidents.get(incident_id, connection)
+    payload = message(kind, moved_on, history, reason)
+    store.notifications.enqueue(connection, incident_id, kind, payload)
 
 
 def escalate(

@@ -28,7 +28,7 @@ from selfmend.remedy.notify import APPROVAL_REQUESTED
 from selfmend.remedy.policy import GateFacts, Verdict, decide
 from selfmend.store import Store
 from selfmend.store.claims import Caps
-from selfmend.store.executions import Execution
+from selfmend.store.executions import Execution, ExecutionLog, row_values
 from selfmend.store.incidents import Incident
 
 log = structlog.get_logger(__name__)
@@ -88,25 +88,29 @@ class Executor:
                 f"flapping: {incident.pattern} on {incident.target} reopened "
                 f"{incident.reopen_count} times within the flap window",
             )
+        history = self.store.executions.history(incident.id)  # read once, for every decision
         while True:
             try:
-                candidate = self.chooser.next(incident)
+                candidate = self.chooser.next(incident, history=history)
                 action = None if candidate is None else self.catalogue.get(candidate.spec.name)
             except (ConfigurationError, ValidationError) as error:
                 return self._escalate(incident, f"the proposed fix is refused: {error}")
             if candidate is None or action is None:
                 return self._escalate(incident, self._nothing_left(incident))
-            remediation = self._try(incident, candidate, action)
+            remediation = self._try(incident, candidate, action, history)
             if remediation is not None:
                 return remediation
+            history = self.store.executions.history(incident.id)
 
-    def _try(self, incident: Incident, candidate: Candidate, action: Action) -> Remediation | None:
+    def _try(
+        self, incident: Incident, candidate: Candidate, action: Action, history: list[Execution]
+    ) -> Remediation | None:
         """Plan and gate one candidate; None if it could not be planned (nothing was changed,
         so the next candidate is tried)."""
         risk = max(action.risk, candidate.spec.risk or action.risk, key=_RISK_ORDER.index)
-        claimed = self.store.executions.step(incident.id, action.name, ExecutionState.APPLYING)
+        claimed = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLYING)
         if claimed is not None:
-            return self._resume(incident, action, claimed)
+            return self._resume(incident, action, claimed, history)
         try:
             plan = action.plan(with_labels(action.name, candidate.spec.params, incident.target))
         except (ActionError, ConfigurationError) as error:
@@ -114,7 +118,8 @@ class Executor:
             failed = f"could not plan {action.name}: {error}"
             self._attempt(incident, action, unplanned, risk).log(ExecutionState.FAILED, failed)
             return None
-        return self._gate(self._attempt(incident, action, plan, risk), candidate.reason())
+        attempt = self._attempt(incident, action, plan, risk)
+        return self._gate(attempt, candidate.reason(), history)
 
     def _nothing_left(self, incident: Incident) -> str:
         names = [spec.name for spec in self.chooser.candidates(incident)]
@@ -125,9 +130,9 @@ class Executor:
     def _attempt(self, incident: Incident, action: Action, plan: Plan, risk: Risk) -> Attempt:
         return Attempt(self.store, ACTOR, incident, action, plan, risk)
 
-    def _gate(self, attempt: Attempt, chosen: str) -> Remediation:
+    def _gate(self, attempt: Attempt, chosen: str, history: list[Execution]) -> Remediation:
         incident, name, target = attempt.incident, attempt.action.name, attempt.plan.target
-        approval = self.store.executions.step(incident.id, name, ExecutionState.APPROVED)
+        approval = ExecutionLog.step_in(history, incident.id, name, ExecutionState.APPROVED)
         decision = decide(
             GateFacts(
                 mode=self.mode,
@@ -141,11 +146,12 @@ class Executor:
                 now=time.time(),
             )
         )
-        attempt.log(ExecutionState.PLANNED, f"{attempt.plan.summary}; chosen: {chosen}")
+        planned = attempt.row(ExecutionState.PLANNED, f"{attempt.plan.summary}; chosen: {chosen}")
         if decision.verdict is not Verdict.APPLY:
             state, outcome = _HELD[decision.verdict]
             # A skip (cooldown, kill switch) may recur on a later try; the others happen once.
-            attempt.log(state, decision.reason, once=decision.verdict is not Verdict.SKIP)
+            held = attempt.row(state, decision.reason, once=decision.verdict is not Verdict.SKIP)
+            self.store.executions.record_rows([planned, held])
             if decision.verdict is Verdict.AWAIT_APPROVAL:
                 asked = f"{attempt.plan.summary} ({attempt.risk} risk)"
                 advance_and_tell(
@@ -157,24 +163,24 @@ class Executor:
                     asked,
                 )
             return Remediation(incident.id, outcome, decision.reason, name)
-        claim = self.store.claims.claim(
-            incident.id,
-            _STARTABLE,
-            attempt.row(ExecutionState.APPLYING, decision.reason),
-            self.caps,
-        )
+        applying = attempt.row(ExecutionState.APPLYING, decision.reason)
+        claim = self.store.claims.claim(incident.id, _STARTABLE, applying, self.caps, planned)
         if claim.capped is not None:
-            attempt.log(ExecutionState.SKIPPED, claim.capped, once=False)
+            capped = attempt.row(ExecutionState.SKIPPED, claim.capped, once=False)
+            self.store.executions.record_rows([planned, capped])
             return Remediation(incident.id, "skipped", claim.capped, name)
         if claim.execution is None:  # another delivery claimed it, or moved the incident on
             claimed = self.store.executions.step(incident.id, name, ExecutionState.APPLYING)
             if claimed is None:
                 return Remediation(incident.id, "noop", "another remediation took this incident")
-            return self._resume(incident, attempt.action, claimed)
-        return self._apply(attempt)
+            history = self.store.executions.history(incident.id)
+            return self._resume(incident, attempt.action, claimed, history)
+        return self._apply(attempt, switch_read=True)
 
-    def _resume(self, incident: Incident, action: Action, claim: Execution) -> Remediation:
-        applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
+    def _resume(
+        self, incident: Incident, action: Action, claim: Execution, history: list[Execution]
+    ) -> Remediation:
+        applied = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLIED)
         if applied is not None:
             return Remediation(
                 incident.id,
@@ -185,10 +191,7 @@ class Executor:
                 applied.created_at,
             )
         attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)
-        lost = sum(
-            e.state is ExecutionState.RESUMED and e.action == action.name
-            for e in self.store.executions.history(incident.id)
-        )
+        lost = sum(e.state is ExecutionState.RESUMED and e.action == action.name for e in history)
         if lost >= MAX_LOST_DELIVERIES:
             # acks_late redelivers a message whose worker died: one that kills its worker
             # every time would loop forever. The action's own check-first makes a repeat safe.
@@ -206,9 +209,10 @@ class Executor:
         log.warning("remediation.resumed", incident_id=incident.id, action=action.name)
         return self._apply(attempt)
 
-    def _apply(self, attempt: Attempt) -> Remediation:
+    def _apply(self, attempt: Attempt, switch_read: bool = False) -> Remediation:
+        """Apply the claimed plan; the kill switch is read first unless the gate just did."""
         incident, action, plan = attempt.incident, attempt.action, attempt.plan
-        if self.store.controls.kill_switch(action.name):  # read again, right before the change
+        if not switch_read and self.store.controls.kill_switch(action.name):
             reason = f"kill switch is on for {action.name}"
             attempt.log(ExecutionState.SKIPPED, reason, once=False)
             self.store.incidents.advance(
@@ -221,12 +225,14 @@ class Executor:
             log.exception("remediation.apply_failed", incident_id=incident.id, action=action.name)
             attempt.log(ExecutionState.FAILED, f"apply failed: {error}", once=False)
             return self._escalate(incident, f"{action.name} failed to apply: {error}")
-        applied = attempt.log(ExecutionState.APPLIED, plan.summary, result=result)
-        if applied is None:
+        row = row_values(**attempt.row(ExecutionState.APPLIED, plan.summary, result=result))
+        with self.store.engine.begin() as connection:  # the row and the incident move together
+            applied = self.store.executions.append(connection, row)
+            self.store.incidents.advance(
+                incident.id, [IncidentStatus.REMEDIATING], IncidentStatus.VERIFYING, connection
+            )
+        if applied is None:  # a concurrent delivery logged it first
             applied = self.store.executions.step(incident.id, action.name, ExecutionState.APPLIED)
-        self.store.incidents.advance(
-            incident.id, [IncidentStatus.REMEDIATING], IncidentStatus.VERIFYING
-        )
         log.info(
             "remediation.applied", incident_id=incident.id, action=action.name, target=plan.target
         )

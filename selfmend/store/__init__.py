@@ -24,7 +24,7 @@ class Store:
         self.executions = ExecutionLog(engine)
         self.controls = ControlStore(engine)
         self.outcomes = OutcomeStore(engine)
-        self.claims = Claims(engine)
+        self.claims = Claims(engine, self.executions)
         self.notifications = NotificationStore(engine)
         self.leases = LeaseStore(engine)
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.models import ExecutionState, IncidentStatus
-from selfmend.store.executions import Execution, row_values
+from selfmend.store.executions import Execution, ExecutionLog, row_values
 from selfmend.store.tables import executions, incidents
 
 IN_FLIGHT = (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING)
@@ -47,10 +46,10 @@ class _HeldBack(Exception):
 
 
 class Claims:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, executions: ExecutionLog) -> None:
         self.engine = engine
+        self.executions = executions
         self._postgres = engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if self._postgres else sqlite.insert
 
     def claim(
         self,
@@ -58,9 +57,11 @@ class Claims:
         startable: Iterable[IncidentStatus],
         row: dict[str, Any],
         caps: Caps,
+        logged_first: dict[str, Any] | None = None,
     ) -> Claim:
         """Claim the incident for applying ``row``'s action (``row_values`` fields, the
-        ``applying`` step), or leave the store as it was."""
+        ``applying`` step), after ``logged_first`` (the plan's row) in the same transaction; or
+        leave the store as it was."""
         values = row_values(**{**row, "state": ExecutionState.APPLYING, "once": True})
         try:
             with self.engine.begin() as connection:
@@ -81,43 +82,43 @@ class Claims:
                 capped = self._capped(connection, incident_id, caps)
                 if capped is not None:
                     raise _HeldBack(Claim(capped=capped))
-                new_id = connection.execute(
-                    self._insert(executions)
-                    .values(**values)
-                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                    .returning(executions.c.id)
-                ).scalar()
-                if new_id is None:  # a concurrent delivery wrote the claim first
+                if logged_first is not None:
+                    self.executions.append(connection, row_values(**logged_first))
+                execution = self.executions.append(connection, values)
+                if execution is None:  # a concurrent delivery wrote the claim first
                     raise _HeldBack(Claim())
         except _HeldBack as held:
             return held.claim
-        return Claim(Execution.from_values(new_id, values))
+        return Claim(execution)
 
     def _capped(self, connection: Any, incident_id: int, caps: Caps) -> str | None:
-        in_flight = connection.execute(
+        in_flight = (
             select(func.count())
             .select_from(incidents)
             .where(
                 incidents.c.id != incident_id,
                 incidents.c.status.in_([str(s) for s in IN_FLIGHT]),
             )
-        ).scalar_one()
-        if in_flight >= caps.concurrent:
-            return (
-                f"cap: {in_flight} other remediations in flight "
-                f"(SELFMEND_MAX_CONCURRENT_REMEDIATIONS={caps.concurrent})"
-            )
-        started = connection.execute(
+            .scalar_subquery()
+        )
+        started = (
             select(func.count())
             .select_from(executions)
             .where(
                 executions.c.state == str(ExecutionState.APPLYING),
                 executions.c.created_at > time.time() - HOUR,
             )
-        ).scalar_one()
-        if started >= caps.per_hour:
+            .scalar_subquery()
+        )
+        in_flight_now, started_this_hour = connection.execute(select(in_flight, started)).one()
+        if in_flight_now >= caps.concurrent:
             return (
-                f"cap: {started} actions applied in the last hour "
+                f"cap: {in_flight_now} other remediations in flight "
+                f"(SELFMEND_MAX_CONCURRENT_REMEDIATIONS={caps.concurrent})"
+            )
+        if started_this_hour >= caps.per_hour:
+            return (
+                f"cap: {started_this_hour} actions applied in the last hour "
                 f"(SELFMEND_MAX_ACTIONS_PER_HOUR={caps.per_hour})"
             )
         return None

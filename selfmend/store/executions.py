@@ -2,7 +2,7 @@
 
 It is both the audit log and the transaction log. Each step of an incident's action carries the
 idempotency key ``<incident>:<action>:<state>``, unique in the table, so a redelivered message
-cannot take the same step twice: the insert that would repeat it is refused.
+cannot take the same step twice: the insert that would repeat it is skipped.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.models import ExecutionState, Risk
 from selfmend.store.tables import executions
@@ -88,6 +88,7 @@ def row_values(
 class ExecutionLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     def record(
         self,
@@ -118,17 +119,30 @@ class ExecutionLog:
             result=result,
             once=once,
         )
-        key = values["idempotency_key"]
-        try:
-            with self.engine.begin() as connection:
-                new_id = connection.execute(
-                    insert(executions).values(**values)
-                ).inserted_primary_key[0]
-        except IntegrityError:
-            if key is None:
-                raise
-            return None
-        return Execution.from_values(new_id, values)
+        with self.engine.begin() as connection:
+            return self.append(connection, values)
+
+    def record_rows(self, rows: list[dict[str, Any]]) -> list[Execution | None]:
+        """Several rows (``record``'s fields each) in one transaction."""
+        with self.engine.begin() as connection:
+            return [self.append(connection, row_values(**row)) for row in rows]
+
+    def append(self, connection: Connection, values: dict[str, Any]) -> Execution | None:
+        """Insert ``row_values`` in the caller's transaction; None if its keyed step was
+        already taken (the insert is skipped, so the transaction stays usable)."""
+        statement = self._insert(executions).values(**values)
+        if values["idempotency_key"] is not None:
+            statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        new_id = connection.execute(statement.returning(executions.c.id)).scalar()
+        return None if new_id is None else Execution.from_values(new_id, values)
+
+    @staticmethod
+    def step_in(
+        history: list[Execution], incident_id: int, action: str, state: ExecutionState
+    ) -> Execution | None:
+        """The keyed row of one step in an incident's ``history``, as ``step`` would read it."""
+        key = step_key(incident_id, action, state)
+        return next((e for e in history if e.idempotency_key == key), None)
 
     def step(self, incident_id: int, action: str, state: ExecutionState) -> Execution | None:
         """The keyed row of one step, if it was taken."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.models import Verdict
@@ -19,6 +19,7 @@ class OutcomeStore:
 
     def record(
         self,
+        connection: Connection,
         *,
         incident_id: int,
         execution_id: int,
@@ -28,37 +29,34 @@ class OutcomeStore:
         after: dict[str, Any],
         verdict: Verdict,
     ) -> None:
-        """Store the verification and count it for (pattern, action), in one transaction."""
+        """Store the verification and count it for (pattern, action), in the caller's
+        transaction: the verdict that moves the incident on."""
         now = time.time()
+        connection.execute(
+            insert(verifications).values(
+                incident_id=incident_id,
+                execution_id=execution_id,
+                before=before,
+                after=after,
+                verdict=str(verdict),
+                created_at=now,
+            )
+        )
         fixed = verdict is Verdict.FIXED
-        with self.engine.begin() as connection:
-            connection.execute(
-                insert(verifications).values(
-                    incident_id=incident_id,
-                    execution_id=execution_id,
-                    before=before,
-                    after=after,
-                    verdict=str(verdict),
-                    created_at=now,
-                )
+        counted = self._insert(patterns).values(
+            name=pattern,
+            action=action,
+            successes=int(fixed),
+            failures=int(not fixed),
+            updated_at=now,
+        )
+        counter = "successes" if fixed else "failures"
+        connection.execute(
+            counted.on_conflict_do_update(
+                index_elements=["name", "action"],
+                set_={counter: patterns.c[counter] + 1, "updated_at": now},
             )
-            connection.execute(
-                self._insert(patterns)
-                .values(
-                    name=pattern,
-                    action=action,
-                    successes=0,
-                    failures=0,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["name", "action"])
-            )
-            counter = patterns.c.successes if fixed else patterns.c.failures
-            connection.execute(
-                update(patterns)
-                .where(patterns.c.name == pattern, patterns.c.action == action)
-                .values({counter: counter + 1, patterns.c.updated_at: now})
-            )
+        )
 
     def verifications(self, incident_id: int) -> list[dict[str, Any]]:
         query = select(verifications).where(verifications.c.incident_id == incident_id)

@@ -1,0 +1,187 @@
+"""Remediation throughput on a real worker, against a bare Celery chain on the same broker.
+
+    python -m bench.remediation [--incidents 1000] [--concurrency 4] [--pool threads|prefork]
+                                [--postgres URL] [--redis URL]
+
+One ``celery -A workers worker`` process (a thread pool by default) consumes the remediate
+and verify queues and the baseline's queue. Three figures, each over ``--incidents`` sent at
+once:
+
+- **bare chains/s**: ``bench.noop | bench.noop``, the cost of Celery itself;
+- **remediate → verify chains/s**: each incident's fix planned, gated, claimed, applied
+  (``set_control``), then verified on fresh samples (a feeder writes one every 5 ms) with no
+  settle delay and a 200 ms hold window; the ratio to the bare chains is the loop's overhead;
+- **incidents remediated/s**: remediate alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+from selfmend.config import Settings
+from selfmend.models import Sample, Severity
+from selfmend.system import System
+
+REPO = Path(__file__).resolve().parents[1]
+SERIES = "bench.errors"
+WORKER_QUEUES = "selfmend.remediate,selfmend.verify,selfmend.collect"
+
+
+def patterns_file(folder: Path, count: int) -> Path:
+    """One pattern per incident over the same series, each fixing its own live setting."""
+    lines = []
+    for index in range(count):
+        lines += [
+            "[[patterns]]",
+            f'name = "bench_{index}"',
+            'severity = "medium"',
+            f'condition = {{ series = "{SERIES}", aggregate = "max", window = 60, op = ">", '
+            "threshold = 1 }",
+            f'action = {{ name = "set_control", params = {{ key = "bench.flag_{index}", '
+            "value = true } }",
+            'why = "bench"',
+            "",
+        ]
+    path = folder / "patterns.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def settings_for(folder: Path, store_url: str, redis_url: str, count: int) -> Settings:
+    return Settings(
+        home=folder,
+        store_url=store_url,
+        broker_url=f"{redis_url}/6",
+        result_backend=f"{redis_url}/5",
+        mode="auto",
+        cooldown_seconds=0,
+        settle_seconds=0,
+        verify_window_seconds=0.2,
+        verify_min_samples=1,
+        max_concurrent_remediations=100_000,
+        max_actions_per_hour=1_000_000,
+        patterns_file=patterns_file(folder, count),
+    )
+
+
+def start_worker(settings: Settings, concurrency: int, pool: str) -> subprocess.Popen:
+    values = settings.model_dump(exclude_defaults=True)  # scalars only: what the bench sets
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        **{f"SELFMEND_{key.upper()}": str(value) for key, value in values.items()},
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", f"--pool={pool}",
+         f"--concurrency={concurrency}", "-I", "bench.noop_tasks",
+         f"--queues={WORKER_QUEUES}", "--without-mingle", "--without-gossip",
+         "--loglevel=WARNING", "--hostname=bench@localhost"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def open_incidents(system: System, count: int) -> list[int]:
+    return [
+        system.store.incidents.open(
+            pattern=f"bench_{index}",
+            target=SERIES,
+            severity=Severity.MEDIUM,
+            series_key=SERIES,
+            root_cause="bench",
+            evidence={},
+        )[0].id
+        for index in range(count)
+    ]
+
+
+def timed(results: list, timeout: float = 600) -> float:
+    began = time.perf_counter()
+    for result in results:
+        result.get(timeout=timeout)
+    return time.perf_counter() - began
+
+
+def feed(system: System, stop: threading.Event) -> None:
+    """Fresh, healthy samples every 5 ms: what verification judges the fixes on."""
+    while not stop.wait(0.005):
+        system.store.samples.insert([Sample(series=SERIES, ts=time.time(), value=0.0)])
+
+
+def fresh_postgres(url: str) -> str:
+    with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS selfmend_bench_remedy WITH (FORCE)")
+        connection.execute("CREATE DATABASE selfmend_bench_remedy")
+    return f"{url}/selfmend_bench_remedy"
+
+
+def measure(system: System, count: int) -> dict[str, float]:
+    """Seconds for ``count`` bare chains, remediate | verify chains, and remediations."""
+    from bench.noop_tasks import noop
+    from tasks.remediate import remediate, remediation_chain
+
+    baseline = noop.s().set(queue="selfmend.collect")
+    noop.apply_async(queue="selfmend.collect").get(timeout=60)  # the worker is up
+    bare = timed([(baseline | baseline.clone()).apply_async() for _ in range(count)])
+    ids = open_incidents(system, count)
+    looped = timed([remediation_chain(incident).apply_async() for incident in ids])
+    resolved = sum(str(system.store.incidents.get(i).status) == "resolved" for i in ids)
+    ids = open_incidents(system, count)
+    alone = timed([remediate.apply_async((incident,)) for incident in ids])
+    return {"bare": bare, "looped": looped, "alone": alone, "resolved": resolved}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--incidents", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--postgres", help="the store on PostgreSQL, e.g. postgresql://...:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
+    store_url = fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{folder}/store.db"
+    settings = settings_for(folder, store_url, args.redis, args.incidents)
+    for db in (5, 6):
+        redis.Redis.from_url(f"{args.redis}/{db}").flushdb()
+    os.environ["SELFMEND_BROKER_URL"] = str(settings.broker_url)  # before workers is imported
+    os.environ["SELFMEND_RESULT_BACKEND"] = str(settings.result_backend)
+    from workers import runtime
+
+    system = System.from_settings(settings)
+    runtime.install(system)  # the chain's countdown comes from these settings
+    worker = start_worker(settings, args.concurrency, args.pool)
+    stop = threading.Event()
+    threading.Thread(target=feed, args=(system, stop), daemon=True).start()
+    try:
+        seconds = measure(system, args.incidents)
+    finally:
+        stop.set()
+        worker.terminate()
+        worker.wait(30)
+    count = args.incidents
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}, store "
+        f"{store_url.split(':')[0]}, {args.pool} pool of {args.concurrency}, {count} each"
+    )
+    print(f"bare chains (noop | noop): {count / seconds['bare']:,.0f}/s")
+    print(
+        f"remediate -> verify chains: {count / seconds['looped']:,.0f}/s; overhead "
+        f"{seconds['looped'] / seconds['bare']:.2f}x the bare chain (target <= 1.5x); "
+        f"{seconds['resolved']:.0f} of {count} verified fixed"
+    )
+    print(f"incidents remediated: {count / seconds['alone']:,.0f}/s (target >= 200)")
+
+
+if __name__ == "__main__":
+    main()
