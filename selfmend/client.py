@@ -7,6 +7,9 @@ is sent with the next one, up to ``max_buffered`` items.
     from selfmend import client
     client.record("db.query_ms", 12.5, service="shop")
     pool_size = client.control("db.pool_size", 20)
+
+    @client.cache_loader("product:{id}", ttl=300)  # selfmend warms these keys after a flush
+    def load_product(id: str) -> dict: ...
 """
 
 from __future__ import annotations
@@ -16,19 +19,23 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
 
+from selfmend.cache import CacheLoaders
 from selfmend.collect.push import PushBuffer
 from selfmend.config import Settings
-from selfmend.errors import InvalidInput
+from selfmend.errors import ConfigurationError, InvalidInput
 from selfmend.models import LogEvent, Sample
 from selfmend.store import Store
 from selfmend.system import push_buffer
 
 log = structlog.get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Client:
@@ -109,7 +116,39 @@ class Client:
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(self.settings.push_flush_seconds):
+            self._record_hit_ratio()
             self.flush()
+
+    def _record_hit_ratio(self) -> None:
+        """The cache's hit ratio since the last flush, the series cache_hit_ratio_low reads."""
+        ratio = self.cache.hit_ratio() if "cache" in self.__dict__ else None
+        if ratio is not None:
+            self.record("cache.hit_ratio", ratio)
+
+    @cached_property
+    def cache(self) -> CacheLoaders:
+        """The application's cache, read through ``cached`` and filled by its loaders."""
+        if not self.settings.cache_redis_url:
+            raise ConfigurationError(
+                "cache_loader and cached need the application's cache Redis: set "
+                "SELFMEND_CACHE_REDIS_URL"
+            )
+        import redis
+
+        return CacheLoaders(redis.Redis.from_url(self.settings.cache_redis_url), self.control)
+
+    def cache_loader(self, pattern: str, ttl: int = 300) -> Callable[[F], F]:
+        """Register a loader for the keys of ``pattern`` (``"product:{id}"``), called with the
+        pattern's fields as keyword arguments when a key is missing or selfmend warms it."""
+
+        def register(load: F) -> F:
+            self.cache.register(pattern, load, ttl)
+            return load
+
+        return register
+
+    def cached(self, key: str) -> Any:
+        return self.cache.get(key)
 
     def control(self, key: str, default: Any = None) -> Any:
         """A live setting, cached for ``control_ttl`` seconds.
@@ -131,6 +170,9 @@ class Client:
 
     def close(self) -> None:
         self._stop.set()
+        if "cache" in self.__dict__:
+            self.cache.close()
+        self._record_hit_ratio()
         self.flush()
 
 
@@ -180,6 +222,14 @@ def control(key: str, default: Any = None) -> Any:
 
 def flush() -> int:
     return default_client().flush()
+
+
+def cache_loader(pattern: str, ttl: int = 300) -> Callable[[F], F]:
+    return default_client().cache_loader(pattern, ttl)
+
+
+def cached(key: str) -> Any:
+    return default_client().cached(key)
 
 
 atexit.register(lambda: _default and _default.close())

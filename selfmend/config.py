@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         None, description="Redis for shared fast state (push buffer, locks); the store if unset."
     )
 
+    cache_redis_url: str | None = Field(
+        None, description="The application's cache, which selfmend warms and whose TTLs it moves."
+    )
     monitor_redis_urls: CommaList = Field(default_factory=list)
     monitor_postgres_urls: CommaList = Field(default_factory=list)
     prometheus_targets: CommaList = Field(default_factory=list)

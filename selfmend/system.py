@@ -31,6 +31,8 @@ from selfmend.detect.patterns import Pattern
 from selfmend.detect.task_names import TaskRegistry
 from selfmend.detect.unregistered import TaskCheckSources, TaskNameCheck
 from selfmend.errors import ConfigurationError
+from selfmend.remedy.actions.cache_ttl import CacheTTL
+from selfmend.remedy.actions.cache_warm import CacheWarm
 from selfmend.remedy.actions.celery_autoscale import CeleryAutoscale
 from selfmend.remedy.actions.celery_pool import CeleryPool
 from selfmend.remedy.actions.celery_pool_restart import CeleryPoolRestart
@@ -107,7 +109,10 @@ class System:
         actions from the ``selfmend.actions`` entry point group."""
         aliases = TaskAlias(TaskAliasStore(self.store.controls), self.task_registry)
         databases = MonitoredDatabases(self.settings.monitor_postgres_urls)
+        cache = self._cache_redis()
         built_in = [
+            CacheWarm(cache),
+            CacheTTL(cache, self.store.controls),
             SetControl(self.store.controls),
             CeleryPool(self.worker_pools),
             aliases,
@@ -122,6 +127,13 @@ class System:
         ]
         given = [factory(self.store) for factory in self.action_factories]
         return Catalogue([*built_in, *given, *plugin_actions(self.store)])
+
+    def _cache_redis(self) -> Any | None:
+        if not self.settings.cache_redis_url:
+            return None
+        import redis
+
+        return redis.Redis.from_url(self.settings.cache_redis_url, socket_timeout=10)
 
     @cached_property
     def push(self) -> PushCollector:

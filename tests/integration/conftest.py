@@ -18,14 +18,16 @@ import redis
 
 REDIS = os.environ.get("SELFMEND_TEST_REDIS", "redis://127.0.0.1:6379")
 POSTGRES = os.environ.get("SELFMEND_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-DATABASE = "selfmend_test"
+# Overridable so that two runs on one machine do not share a database or Redis databases.
+DATABASE = os.environ.get("SELFMEND_TEST_DATABASE", "selfmend_test")
+BROKER_DB, RESULTS_DB, STATE_DB = os.environ.get("SELFMEND_TEST_REDIS_DBS", "13,14,15").split(",")
 
 os.environ.update(
     {
         "SELFMEND_HOME": tempfile.mkdtemp(prefix="selfmend-it-"),
-        "SELFMEND_BROKER_URL": f"{REDIS}/13",
-        "SELFMEND_RESULT_BACKEND": f"{REDIS}/14",
-        "SELFMEND_REDIS_URL": f"{REDIS}/15",
+        "SELFMEND_BROKER_URL": f"{REDIS}/{BROKER_DB}",
+        "SELFMEND_RESULT_BACKEND": f"{REDIS}/{RESULTS_DB}",
+        "SELFMEND_REDIS_URL": f"{REDIS}/{STATE_DB}",
         "SELFMEND_STORE_URL": f"{POSTGRES}/{DATABASE}",
         "SELFMEND_MODE": "auto",
         "SELFMEND_SETTLE_SECONDS": "0.5",

@@ -20,7 +20,7 @@ from selfmend.collect.push import PushCollector, RedisPushBuffer
 from selfmend.collect.redis import SERIES as REDIS_SERIES
 from selfmend.collect.redis import RedisCollector
 from selfmend.models import Sample, series_key
-from tests.integration.conftest import POSTGRES, REDIS, wait_for
+from tests.integration.conftest import POSTGRES, REDIS, STATE_DB, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_celery_collector_counts_waiting_messages_and_active_tasks(celery_app, w
 
 def test_pushed_batch_through_redis_keeps_good_items_and_names_bad_fields(install):
     system = install()
-    buffer = RedisPushBuffer(redis.Redis.from_url(f"{REDIS}/15"))
+    buffer = RedisPushBuffer(redis.Redis.from_url(f"{REDIS}/{STATE_DB}"))
     now = time.time()
     buffer.push(
         json.dumps(
@@ -204,7 +204,7 @@ def test_pushed_batch_through_redis_keeps_good_items_and_names_bad_fields(instal
 
 def test_redis_push_buffer_keeps_batches_when_storing_fails(install):
     install()
-    buffer = RedisPushBuffer(redis.Redis.from_url(f"{REDIS}/15"))
+    buffer = RedisPushBuffer(redis.Redis.from_url(f"{REDIS}/{STATE_DB}"))
     batches = [json.dumps([{"series": "a", "ts": time.time(), "value": n}]) for n in range(3)]
     for batch in batches:
         buffer.push(batch)

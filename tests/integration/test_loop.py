@@ -74,12 +74,16 @@ def test_pushed_fault_is_detected_fixed_and_verified(celery_app, install, settin
     incident = system.store.incidents.get(incident_id)
     assert incident.pattern == CACHE_PATTERN
     assert incident.status is IncidentStatus.RESOLVED
-    assert states(system, incident_id) == [
-        ExecutionState.PLANNED,
-        ExecutionState.APPLYING,
-        ExecutionState.APPLIED,
-        ExecutionState.VERIFIED,
+    # cache_warm, the first candidate, needs a cache Redis this shop has not set: the next fixes.
+    history = system.store.executions.history(incident_id)
+    assert [(e.action, e.state) for e in history] == [
+        ("cache_warm", ExecutionState.FAILED),
+        ("set_control", ExecutionState.PLANNED),
+        ("set_control", ExecutionState.APPLYING),
+        ("set_control", ExecutionState.APPLIED),
+        ("set_control", ExecutionState.VERIFIED),
     ]
+    assert "SELFMEND_CACHE_REDIS_URL" in history[0].reason
     assert system.store.controls.get("cache.warm") is True
     [outcome] = system.store.outcomes.confidence()
     assert (outcome["name"], outcome["successes"], outcome["failures"]) == (CACHE_PATTERN, 1, 0)
@@ -163,7 +167,11 @@ def test_dry_run_plans_and_does_not_apply(celery_app, install):
     result = celery_app.send_task("selfmend.remediate", (incident_id,)).get(timeout=10)
 
     assert result["decision"] == "dry_run"
-    assert states(system, incident_id) == [ExecutionState.PLANNED, ExecutionState.DRY_RUN]
+    assert states(system, incident_id) == [
+        ExecutionState.FAILED,  # cache_warm: no cache Redis here, so set_control plans
+        ExecutionState.PLANNED,
+        ExecutionState.DRY_RUN,
+    ]
     assert system.store.controls.get("cache.warm") is None
 
 
@@ -174,7 +182,9 @@ def test_high_risk_action_waits_for_approval_and_runs_after_cli_approve(
         p.model_copy(
             update={
                 "actions": (
-                    ActionSpec(name="set_control", risk="high", params=p.actions[0].params),
+                    ActionSpec(
+                        name="set_control", risk="high", params={"key": "cache.warm", "value": True}
+                    ),
                 )
             }
         )

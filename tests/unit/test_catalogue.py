@@ -9,6 +9,7 @@ from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.detect.catalogue_doc import DOC_FILE, render
 from selfmend.detect.patterns import Pattern
 from selfmend.models import series_key
+from selfmend.remedy.actions.cache_warm import CacheWarmParams
 from selfmend.remedy.actions.celery_pool import CeleryPoolParams
 from selfmend.remedy.actions.celery_pool_restart import PoolRestartParams
 from selfmend.remedy.actions.celery_rate_limit import RateLimitParams
@@ -27,6 +28,7 @@ PARAMS = {
     "celery_rate_limit": RateLimitParams,
     "celery_revoke_stuck": RevokeParams,
     "celery_pool_restart": PoolRestartParams,
+    "cache_warm": CacheWarmParams,
 }
 
 
@@ -74,7 +76,7 @@ DEMO_PATTERNS = {
     "slow_queries": ("p95(db.query_ms, 60s) > 200", 'set_control key="db.query_cache" value=true'),
     "cache_hit_ratio_low": (
         "max(cache.hit_ratio, 30s) < 0.8",
-        'set_control key="cache.warm" value=true',
+        'cache_warm max_keys=1000 or set_control key="cache.warm" value=true',
     ),
     "redis_hit_ratio_low": (
         "max(redis.hit_ratio, 60s) < 0.8",

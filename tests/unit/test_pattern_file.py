@@ -145,8 +145,8 @@ def test_an_unknown_action_is_refused_at_start_naming_the_known_ones(tmp_path):
         system_with(tmp_path, text)
     assert str(raised.value) == (
         f"{tmp_path / 'patterns.toml'}: pattern 'orders_stuck': action.name: unknown action "
-        "'restart_everything'; known actions: celery_autoscale, celery_pool, "
-        "celery_pool_restart, celery_rate_limit, celery_revoke_stuck, pg_analyze, "
+        "'restart_everything'; known actions: cache_ttl, cache_warm, celery_autoscale, "
+        "celery_pool, celery_pool_restart, celery_rate_limit, celery_revoke_stuck, pg_analyze, "
         "pg_cancel_queries, pg_create_index, pg_end_idle_transactions, set_control, task_alias"
     )
 
