@@ -1,4 +1,4 @@
-"""The ``selfmend`` command: demo, status, incidents, patterns, approve, kill-switch, db upgrade.
+"""The ``selfmend`` command: demo, status, incidents, patterns, approve, kill-switch, api, db.
 
 Every command but ``demo`` talks to the store only. ``demo`` is the one place that starts Celery
 in this process, so it imports ``workers`` when it runs, never at import.
@@ -137,6 +137,19 @@ def kill_switch(
         state == "on", actor=f"cli:{getpass.getuser()}", reason=reason, scope=action or "*"
     )
     console.print(f"kill switch for {action or 'all actions'} is [bold]{state}[/]")
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the admin API (OpenAPI at /api-docs) and /metrics."""
+    import uvicorn
+
+    from selfmend.api.app import create_app
+
+    uvicorn.run(create_app(Settings()), host=host, port=port, log_level="info")
 
 
 DEMO_FAULTS = (("cache_flush", 20.0), ("connection_spike", 40.0), ("slow_queries", 60.0))

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from selfmend.api.keys import AdminKey
 from selfmend.detect.choice import DetectorChoice
 
 Mode = Literal["observe", "dry_run", "auto"]
@@ -111,6 +112,10 @@ class Settings(BaseSettings):
         description="Where escalations and approval requests go (Slack-compatible JSON); "
         "without it they wait in the store's outbox.",
     )
+    admin_keys: list[AdminKey] = Field(
+        default_factory=list,
+        description='JSON list of {"name", "role": viewer|operator|admin, "key"} for the API.',
+    )
     webhook_timeout_seconds: float = Field(5.0, gt=0)
     notify_interval: float = Field(10.0, gt=0, description="How often the outbox is delivered.")
     task_check_interval: float = Field(
@@ -136,6 +141,15 @@ class Settings(BaseSettings):
                 "tasks are delivered twice"
             )
         return self
+
+    @field_validator("admin_keys")
+    @classmethod
+    def _distinct_admin_keys(cls, keys: list[AdminKey]) -> list[AdminKey]:
+        for field in ("name", "key"):
+            values = [getattr(key, field) for key in keys]
+            if len(set(values)) != len(values):
+                raise ValueError(f"two admin keys share a {field}; each needs its own")
+        return keys
 
     @field_validator(
         "monitor_redis_urls",

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.models import ExecutionState, Risk
@@ -172,6 +172,14 @@ class ExecutionLog:
         )
         with self.engine.connect() as connection:
             return connection.execute(query).scalar()
+
+    def count_by_action_state(self) -> dict[tuple[str, str], int]:
+        """(action, state) → rows: how often each action was planned, applied, rolled back…"""
+        query = select(executions.c.action, executions.c.state, func.count()).group_by(
+            executions.c.action, executions.c.state
+        )
+        with self.engine.connect() as connection:
+            return {(action, state): count for action, state, count in connection.execute(query)}
 
     def recent(self, limit: int = 50) -> list[Execution]:
         query = select(executions).order_by(executions.c.id.desc()).limit(limit)

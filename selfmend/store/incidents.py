@@ -177,6 +177,11 @@ class IncidentStore:
         with self.engine.connect() as connection:
             return [Incident.from_row(row) for row in connection.execute(query)]
 
+    def count_by_status(self) -> dict[str, int]:
+        query = select(incidents.c.status, func.count()).group_by(incidents.c.status)
+        with self.engine.connect() as connection:
+            return dict(connection.execute(query).all())
+
     def with_status(self, statuses: Iterable[IncidentStatus]) -> list[Incident]:
         query = select(incidents).where(incidents.c.status.in_([str(s) for s in statuses]))
         with self.engine.connect() as connection:

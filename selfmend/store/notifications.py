@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from selfmend.store.tables import notifications
 
@@ -58,6 +58,11 @@ class NotificationStore:
         )
         with self.engine.connect() as connection:
             return [Notification(**row._mapping) for row in connection.execute(query)]
+
+    def unsent_count(self) -> int:
+        query = select(func.count()).where(notifications.c.sent_at.is_(None))
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar_one()
 
     def for_incident(self, incident_id: int) -> list[Notification]:
         query = select(notifications).where(notifications.c.incident_id == incident_id)

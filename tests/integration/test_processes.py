@@ -1,6 +1,6 @@
 """The production shape as a user starts it: ``celery -A workers worker -B`` and
 ``celery -A workers flower`` as separate processes on Redis and PostgreSQL; Flower lists the
-selfmend tasks and shows the ones beat started."""
+selfmend tasks and shows the ones beat started; ``selfmend api`` serves the store."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,6 +21,8 @@ import psycopg
 import pytest
 import redis
 
+from selfmend.models import Severity
+from selfmend.store import Store
 from tests.integration.conftest import POSTGRES, REDIS, wait_for
 from workers.app import STAGES
 
@@ -113,3 +116,55 @@ def test_worker_with_beat_and_flower_start_and_flower_lists_the_tasks(production
         assert done[0]["name"] == "selfmend.collect"
         # Flower shows a result as its Python repr.
         assert "push" in ast.literal_eval(done[0]["result"])
+
+
+def http(port: int, method: str, path: str, key: str | None = None, body: object = None):
+    """(status, body) of one request to the API on loopback."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"X-Admin-Key": key} if key else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_selfmend_api_serves_the_store_with_keys_and_metrics(production_env, tmp_path):
+    admin_key = "k" * 24
+    env = {
+        **production_env,
+        "SELFMEND_ADMIN_KEYS": json.dumps([{"name": "ada", "role": "admin", "key": admin_key}]),
+    }
+    store = Store.from_url(env["SELFMEND_STORE_URL"])
+    incident, _ = store.incidents.open(
+        pattern="slow_queries", target="shop", severity=Severity.HIGH, series_key=None,
+        root_cause="slow_queries", evidence={},
+    )  # fmt: skip
+    port = free_port()
+    command = [sys.executable, "-m", "selfmend.cli", "api", f"--port={port}"]
+    with running(command, env, tmp_path / "api.log"):
+        assert wait_for(lambda: _answers(port), timeout=30, every=0.5)
+
+        assert http(port, "GET", "/incidents")[0] == 401
+        status, listed = http(port, "GET", "/incidents", admin_key)
+        assert status == 200
+        assert [i["id"] for i in json.loads(listed)] == [incident.id]
+        switched = http(
+            port, "PUT", "/kill-switch", admin_key, {"enabled": True, "reason": "drill"}
+        )
+        assert switched[0] == 200
+        assert store.controls.kill_switch()
+        metrics = http(port, "GET", "/metrics")[1]
+        assert 'selfmend_incidents{status="open"} 1.0' in metrics
+        assert "selfmend_kill_switch 1.0" in metrics
+
+
+def _answers(port: int) -> bool:
+    try:
+        return http(port, "GET", "/health")[0] == 200
+    except OSError:
+        return False

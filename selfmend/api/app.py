@@ -1,0 +1,144 @@
+"""The admin API's routes. Every route but /health and /metrics needs an ``X-Admin-Key``.
+
+    viewer    GET  /incidents, /incidents/{id}, /status
+    operator  POST /incidents/{id}/approve
+    admin     PUT  /kill-switch, PUT / DELETE /controls/{key}
+
+What a person does here is what the CLI does, through the same core calls, and is recorded in
+the audit log as ``api:<key name>``. OpenAPI at /api-docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from selfmend.api.keys import AdminKey, KeyRing, Role
+from selfmend.api.metrics import registry
+from selfmend.config import Settings
+from selfmend.errors import SelfmendError
+from selfmend.models import IncidentStatus
+from selfmend.remedy.approvals import approve
+from selfmend.store import Store
+
+CONTROL_KEY = r"^[A-Za-z0-9_.:-]{1,200}$"
+STATUS_OF_ERROR = {"not_found": 404, "invalid_input": 409}
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("approved from the admin API", min_length=1, max_length=500)
+
+
+class KillSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+    action: str | None = Field(None, max_length=100, description="Only this action's switch.")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ControlValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Any = Field(description="Any JSON value.")
+
+
+def caller(role: Role) -> Callable[..., AdminKey]:
+    """A dependency: the holder of the request's key, if the key exists and has ``role``."""
+
+    def check(request: Request, x_admin_key: Annotated[str | None, Header()] = None) -> AdminKey:
+        holder = request.app.state.keys.holder(x_admin_key)
+        if holder is None:
+            raise HTTPException(401, "a valid X-Admin-Key header is required")
+        if holder.role < role:
+            raise HTTPException(403, f"this needs the {role.name.lower()} role")
+        return holder
+
+    return check
+
+
+Viewer = Annotated[AdminKey, Depends(caller(Role.VIEWER))]
+Operator = Annotated[AdminKey, Depends(caller(Role.OPERATOR))]
+Admin = Annotated[AdminKey, Depends(caller(Role.ADMIN))]
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    store = store or Store.from_url(settings.resolved_store_url)
+    metrics = registry(store)
+    app = FastAPI(
+        title="selfmend admin API", docs_url="/api-docs", openapi_url="/api-docs/openapi.json"
+    )
+    app.state.keys = KeyRing(settings.admin_keys)
+
+    @app.exception_handler(SelfmendError)
+    async def refused(_: Request, error: SelfmendError) -> JSONResponse:
+        return JSONResponse(
+            {"error": error.code, "detail": str(error)}, STATUS_OF_ERROR.get(error.code, 400)
+        )
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "mode": settings.mode}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/status")
+    def status(_: Viewer) -> dict[str, Any]:
+        return {
+            "mode": settings.mode,
+            "kill_switch": store.controls.kill_switch(),
+            "controls": store.controls.all(),
+            "incidents": store.incidents.count_by_status(),
+        }
+
+    @app.get("/incidents")
+    def incidents(
+        _: Viewer, status: IncidentStatus | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        return [i.as_dict() for i in store.incidents.list(status, limit=min(max(limit, 1), 1000))]
+
+    @app.get("/incidents/{incident_id}")
+    def incident(_: Viewer, incident_id: int) -> dict[str, Any]:
+        return {
+            **store.incidents.get(incident_id).as_dict(),
+            "audit": [asdict(step) for step in store.executions.history(incident_id)],
+            "verifications": store.outcomes.verifications(incident_id),
+        }
+
+    @app.post("/incidents/{incident_id}/approve")
+    def approve_incident(who: Operator, incident_id: int, body: Approval) -> dict[str, Any]:
+        step = approve(
+            store,
+            incident_id,
+            actor=f"api:{who.name}",
+            reason=body.reason,
+            timeout_seconds=settings.approval_timeout_seconds,
+        )
+        return asdict(step)
+
+    @app.put("/kill-switch")
+    def kill_switch(who: Admin, body: KillSwitch) -> dict[str, Any]:
+        store.controls.set_kill_switch(
+            body.enabled, actor=f"api:{who.name}", reason=body.reason, scope=body.action or "*"
+        )
+        return {"enabled": body.enabled, "action": body.action}
+
+    @app.put("/controls/{key}")
+    def set_control(
+        who: Admin, key: Annotated[str, Path(pattern=CONTROL_KEY)], body: ControlValue
+    ) -> dict[str, Any]:
+        store.controls.set(key, body.value, actor=f"api:{who.name}")
+        return {"key": key, "value": body.value}
+
+    @app.delete("/controls/{key}", status_code=204)
+    def delete_control(_: Admin, key: Annotated[str, Path(pattern=CONTROL_KEY)]) -> None:
+        store.controls.delete(key)
+
+    return app

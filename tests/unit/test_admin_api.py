@@ -1,0 +1,150 @@
+"""The admin API over a SQLite store, through FastAPI's test client: keys and roles, approvals
+recorded as the key's holder, the kill switch and live settings, /metrics from the store."""
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+
+from selfmend.api.app import create_app
+from selfmend.api.keys import AdminKey, KeyRing, Role
+from selfmend.config import Settings
+from selfmend.models import ExecutionState, IncidentStatus
+from tests.unit.test_safety_gate import build, open_incident
+
+KEYS = [
+    {"name": "val", "role": "viewer", "key": "v" * 32},
+    {"name": "olga", "role": "operator", "key": "o" * 32},
+    {"name": "ada", "role": "admin", "key": "a" * 32},
+]
+VIEWER, OPERATOR, ADMIN = ({"X-Admin-Key": key["key"]} for key in KEYS)
+
+
+@pytest.fixture
+def system(tmp_path):
+    return build(tmp_path, admin_keys=KEYS)
+
+
+@pytest.fixture
+def api(system):
+    return TestClient(create_app(system.settings, system.store))
+
+
+def test_every_route_but_health_and_metrics_needs_a_valid_key(api):
+    assert api.get("/health").json()["status"] == "ok"
+    assert api.get("/metrics").status_code == 200
+    assert api.get("/incidents").status_code == 401
+    assert api.get("/incidents", headers={"X-Admin-Key": "v" * 31}).status_code == 401
+    assert api.get("/incidents", headers=VIEWER).status_code == 200
+
+
+def test_roles_are_ordered_viewer_operator_admin(api, system):
+    incident_id = open_incident(system, "risky")
+    system.executor.remediate(incident_id)
+    body = {"enabled": True, "reason": "drill"}
+
+    assert api.post(f"/incidents/{incident_id}/approve", json={}, headers=VIEWER).status_code == 403
+    assert api.put("/kill-switch", json=body, headers=OPERATOR).status_code == 403
+    assert api.put("/kill-switch", json=body, headers=ADMIN).status_code == 200
+    assert system.store.controls.kill_switch()
+
+
+def test_an_approval_from_the_api_is_recorded_as_the_keys_holder(api, system):
+    incident_id = open_incident(system, "risky")
+    assert system.executor.remediate(incident_id).decision == "awaiting_approval"
+
+    answer = api.post(
+        f"/incidents/{incident_id}/approve", json={"reason": "looked at it"}, headers=OPERATOR
+    )
+
+    assert answer.status_code == 200
+    assert answer.json()["state"] == "approved"
+    approved = [
+        step
+        for step in system.store.executions.history(incident_id)
+        if step.state is ExecutionState.APPROVED
+    ]
+    assert [(s.actor, s.reason) for s in approved] == [("api:olga", "looked at it")]
+    assert system.backlog.sweep(time.time()).approved == [incident_id]
+
+
+def test_an_incident_not_waiting_cannot_be_approved_and_a_missing_one_is_404(api, system):
+    incident_id = open_incident(system, "fault_0")
+
+    refused = api.post(f"/incidents/{incident_id}/approve", json={}, headers=OPERATOR)
+    missing = api.post("/incidents/999/approve", json={}, headers=OPERATOR)
+
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "error": "invalid_input",
+        "detail": f"incident {incident_id} is open, not awaiting approval",
+    }
+    assert missing.status_code == 404
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.OPEN
+
+
+def test_a_malformed_body_names_the_field(api, system):
+    answer = api.put("/kill-switch", json={"enabled": "maybe", "reason": ""}, headers=ADMIN)
+
+    assert answer.status_code == 422
+    assert {tuple(error["loc"]) for error in answer.json()["detail"]} == {
+        ("body", "enabled"),
+        ("body", "reason"),
+    }
+    assert not system.store.controls.kill_switch()
+
+
+def test_live_settings_are_set_and_removed_by_an_admin(api, system):
+    assert api.put("/controls/db.pool_size", json={"value": 30}, headers=ADMIN).status_code == 200
+    assert system.store.controls.get("db.pool_size") == 30
+    assert api.get("/status", headers=VIEWER).json()["controls"] == {"db.pool_size": 30}
+    assert api.put("/controls/bad key!", json={"value": 1}, headers=ADMIN).status_code == 422
+
+    assert api.delete("/controls/db.pool_size", headers=ADMIN).status_code == 204
+    assert not system.store.controls.exists("db.pool_size")
+
+
+def test_an_incident_shows_its_audit_log(api, system):
+    incident_id = open_incident(system, "fault_1")
+    system.executor.remediate(incident_id)
+
+    shown = api.get(f"/incidents/{incident_id}", headers=VIEWER).json()
+
+    assert shown["pattern"] == "fault_1"
+    assert [step["state"] for step in shown["audit"]][:2] == ["planned", "applying"]
+
+
+def test_metrics_come_from_the_store(api, system):
+    open_incident(system, "fault_2")
+    system.executor.remediate(open_incident(system, "fault_3"))
+
+    families = {f.name: f for f in text_string_to_metric_families(api.get("/metrics").text)}
+
+    incidents = {s.labels["status"]: s.value for s in families["selfmend_incidents"].samples}
+    assert incidents == {"open": 1.0, "verifying": 1.0}
+    applied = [
+        s
+        for s in families["selfmend_execution_steps"].samples
+        if s.labels == {"action": "set_control", "state": "applied"}
+    ]
+    assert [s.value for s in applied] == [1.0]
+    assert families["selfmend_kill_switch"].samples[0].value == 0.0
+
+
+def test_keys_are_checked_when_the_settings_load():
+    with pytest.raises(ValidationError, match="role 'root' is not one of"):
+        Settings(admin_keys=[{"name": "x", "role": "root", "key": "k" * 32}])
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(admin_keys=[{"name": "x", "role": "admin", "key": "short"}])
+    with pytest.raises(ValidationError, match="share a key"):
+        Settings(admin_keys=[{**KEYS[0], "name": "other"}, KEYS[0]])
+
+
+def test_the_key_ring_finds_the_holder_only_for_the_exact_key():
+    ring = KeyRing([AdminKey(**key) for key in KEYS])
+    assert ring.holder("o" * 32).role is Role.OPERATOR
+    assert ring.holder("o" * 33) is None
+    assert ring.holder("") is None
+    assert ring.holder(None) is None
