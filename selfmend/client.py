@@ -7,6 +7,7 @@ is sent with the next one, up to ``max_buffered`` items.
     from selfmend import client
     client.record("db.query_ms", 12.5, service="shop")
     pool_size = client.control("db.pool_size", 20)
+    if client.flag("new_checkout", unit=user_id): ...  # on, off, or on for a share of users
 
     @client.cache_loader("product:{id}", ttl=300)  # selfmend warms these keys after a flush
     def load_product(id: str) -> dict: ...
@@ -30,6 +31,7 @@ from selfmend.cache import CacheLoaders
 from selfmend.collect.push import PushBuffer
 from selfmend.config import Settings
 from selfmend.errors import ConfigurationError, InvalidInput
+from selfmend.flags import control_key, is_on
 from selfmend.models import LogEvent, Sample
 from selfmend.store import Store
 from selfmend.system import push_buffer
@@ -168,6 +170,16 @@ class Client:
         self._controls[key] = (now, value)
         return value
 
+    def flag(self, name: str, default: bool = False, unit: str | int | None = None) -> bool:
+        """Whether feature ``name`` is on (for ``unit``, a user or tenant, when it is on for a
+        share of them). A stored value that is no flag is logged and counts as ``default``."""
+        value = self.control(control_key(name), default)
+        try:
+            return is_on(name, value, unit)
+        except InvalidInput:
+            log.exception("client.bad_flag", flag=name)
+            return default
+
     def close(self) -> None:
         self._stop.set()
         if "cache" in self.__dict__:
@@ -230,6 +242,10 @@ def cache_loader(pattern: str, ttl: int = 300) -> Callable[[F], F]:
 
 def cached(key: str) -> Any:
     return default_client().cached(key)
+
+
+def flag(name: str, default: bool = False, unit: str | int | None = None) -> bool:
+    return default_client().flag(name, default, unit)
 
 
 atexit.register(lambda: _default and _default.close())

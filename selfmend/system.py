@@ -39,6 +39,7 @@ from selfmend.remedy.actions.celery_pool_restart import CeleryPoolRestart
 from selfmend.remedy.actions.celery_ports import TaskControl, WorkerPools
 from selfmend.remedy.actions.celery_rate_limit import CeleryRateLimit
 from selfmend.remedy.actions.celery_revoke import CeleryRevokeStuck
+from selfmend.remedy.actions.feature_flag import FeatureFlag
 from selfmend.remedy.actions.postgres_analyze import PgAnalyze
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
 from selfmend.remedy.actions.postgres_index import PgCreateIndex
@@ -114,6 +115,7 @@ class System:
             CacheWarm(cache),
             CacheTTL(cache, self.store.controls),
             SetControl(self.store.controls),
+            FeatureFlag(self.store.controls),
             CeleryPool(self.worker_pools),
             aliases,
             PgCancelQueries(databases),
