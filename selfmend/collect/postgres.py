@@ -25,6 +25,7 @@ SERIES = (
     "postgres.xid_age",
     "postgres.replication_lag_seconds",
     "postgres.dead_tuple_ratio",
+    "postgres.seq_rows_read_total",
 )
 """Every series this collector emits (some only where there is something to measure)."""
 
@@ -57,9 +58,13 @@ CLUSTER = text("""
         (SELECT extract(epoch FROM max(replay_lag)) FROM pg_stat_replication)::float8
 """)
 # Small tables churn through dead tuples harmlessly: only tables of 10,000 rows or more count.
-DEAD_TUPLES = text("""
-    SELECT max(n_dead_tup::float8 / (n_live_tup + n_dead_tup)) FROM pg_stat_user_tables
-    WHERE n_live_tup + n_dead_tup >= 10000
+# Rows read by sequential scans, a counter: its rate is what a missing index costs.
+TABLES = text("""
+    SELECT
+        max(n_dead_tup::float8 / (n_live_tup + n_dead_tup))
+            FILTER (WHERE n_live_tup + n_dead_tup >= 10000),
+        coalesce(sum(seq_tup_read), 0)::float8
+    FROM pg_stat_user_tables
 """)
 
 
@@ -78,7 +83,7 @@ class PostgresCollector:
             ).one()
             hit_ratio, deadlocks, temp_bytes = connection.execute(DATABASE).one()
             utilization, xid_age, replication_lag = connection.execute(CLUSTER).one()
-            dead_tuple_ratio = connection.execute(DEAD_TUPLES).scalar()
+            dead_tuple_ratio, seq_rows_read = connection.execute(TABLES).one()
         labels = {"database": self.database}
         samples = samples_at(
             None,
@@ -95,6 +100,7 @@ class PostgresCollector:
                 "postgres.xid_age": xid_age,
                 "postgres.replication_lag_seconds": replication_lag,
                 "postgres.dead_tuple_ratio": dead_tuple_ratio,
+                "postgres.seq_rows_read_total": seq_rows_read,
             },
             labels,
         )

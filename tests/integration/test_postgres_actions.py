@@ -302,3 +302,57 @@ def test_a_build_that_cannot_get_its_lock_fails_clearly_and_leaves_no_index(data
         blocker.rollback()
         blocker.close()
     assert index_valid(plan.params["index"]) is None
+
+
+def seq_rows_read(table: str) -> int:
+    with psycopg.connect(URL) as connection:
+        return connection.execute(
+            "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = %s", [table]
+        ).fetchone()[0]
+
+
+def test_an_index_is_recommended_from_the_queries_that_scan_a_table(databases, orders):
+    action = PgCreateIndex(databases)
+    with pytest.raises(ActionError, match="no index to recommend on selfmend_actions_test"):
+        action.plan({})
+    sessions = [psycopg.connect(URL, autocommit=True) for _ in range(3)]
+    try:
+        for customer, session in enumerate(sessions):  # bound server-side: the text holds $1
+            session.execute(
+                "SELECT sum(total) FROM orders WHERE customer_id = %s AND total > %s",
+                [customer, 10],
+            )
+        # A busy backend sends its table statistics at most once a second, an idle one 10 s on.
+        wait_for(lambda: seq_rows_read(orders) >= 3 * 20_000, timeout=20, every=0.5)
+
+        plan = action.plan({})
+
+        assert plan.params["table"] == "orders" and plan.params["columns"] == [
+            "customer_id",
+            "total",
+        ]
+        assert plan.summary.startswith(
+            'CREATE INDEX CONCURRENTLY selfmend_orders_customer_id_total_idx ON "public"."orders" '
+            "(customer_id, total): 3 of the sessions' last queries filter orders on customer_id, "
+            "total; "
+        )
+        assert plan.params["advice"]["seq_scans"] >= 3
+        assert action.apply(plan)["changed"] is True
+        explained = (
+            sessions[0]
+            .execute("EXPLAIN SELECT sum(total) FROM orders WHERE customer_id = 7 AND total > 10")
+            .fetchall()
+        )
+        assert "selfmend_orders_customer_id_total_idx" in " ".join(row[0] for row in explained)
+        # Built, it is advice no more: the table's index now leads with customer_id.
+        with pytest.raises(ActionError, match="no index to recommend"):
+            action.plan({})
+    finally:
+        for session in sessions:
+            session.close()
+    action.rollback(plan)
+
+
+def test_an_index_request_gives_table_and_columns_or_neither(databases, orders):
+    with pytest.raises(ActionError, match="give table and columns, or neither"):
+        PgCreateIndex(databases).plan({"table": orders})

@@ -14,6 +14,7 @@ from selfmend.remedy.actions.celery_pool import CeleryPoolParams
 from selfmend.remedy.actions.celery_pool_restart import PoolRestartParams
 from selfmend.remedy.actions.celery_rate_limit import RateLimitParams
 from selfmend.remedy.actions.celery_revoke import RevokeParams
+from selfmend.remedy.actions.postgres_index import IndexRequest
 from selfmend.remedy.actions.postgres_sessions import SessionParams
 from selfmend.remedy.actions.set_control import SetControlParams
 from selfmend.remedy.base import with_labels
@@ -29,6 +30,7 @@ PARAMS = {
     "celery_revoke_stuck": RevokeParams,
     "celery_pool_restart": PoolRestartParams,
     "cache_warm": CacheWarmParams,
+    "pg_create_index": IndexRequest,
 }
 
 

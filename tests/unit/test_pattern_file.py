@@ -143,11 +143,11 @@ def test_an_unknown_action_is_refused_at_start_naming_the_known_ones(tmp_path):
     text = ORDERS_STUCK + 'action = { name = "restart_everything" }\n'
     with pytest.raises(ConfigurationError) as raised:
         system_with(tmp_path, text)
+    known = System.from_settings(Settings(home=tmp_path)).catalogue.names()
+    assert {"cache_warm", "pg_create_index", "set_control", "task_alias"} <= set(known)
     assert str(raised.value) == (
         f"{tmp_path / 'patterns.toml'}: pattern 'orders_stuck': action.name: unknown action "
-        "'restart_everything'; known actions: cache_ttl, cache_warm, celery_autoscale, "
-        "celery_pool, celery_pool_restart, celery_rate_limit, celery_revoke_stuck, pg_analyze, "
-        "pg_cancel_queries, pg_create_index, pg_end_idle_transactions, set_control, task_alias"
+        f"'restart_everything'; known actions: {', '.join(sorted(known))}"
     )
 
 

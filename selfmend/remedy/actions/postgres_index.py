@@ -7,6 +7,10 @@ writes flowing while it builds, and a lock timeout keeps it from queueing behind
 transaction. A build that fails leaves an invalid index, which is dropped at once. An index
 whose leading columns are these already counts as done. Undo drops the index it created,
 concurrently too.
+
+Without ``table`` and ``columns`` the plan recommends the index (``postgres_index_advice``):
+the columns the sessions' recent queries filter the most sequentially scanned table on. The
+plan, with its evidence, is what the person approving reads.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import inspect, text
 
 from selfmend.errors import ActionError
 from selfmend.models import Risk
 from selfmend.remedy.actions.postgres_analyze import TableParams, checked_table
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
+from selfmend.remedy.actions.postgres_index_advice import MIN_ROWS, advise
 from selfmend.remedy.base import Plan, parse_params
 
 LOCK_TIMEOUT = "5s"
@@ -32,6 +37,23 @@ _VALID = text("""
 
 class IndexParams(TableParams):
     columns: list[str] = Field(min_length=1, max_length=3)
+
+
+class IndexRequest(BaseModel):
+    """What a pattern gives: a table and columns, or neither for a recommendation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database: str | None = None
+    table: str | None = None
+    schema_name: str = Field("public", alias="schema")
+    columns: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> IndexRequest:
+        if (self.table is None) != (self.columns is None):
+            raise ValueError("give table and columns, or neither to have an index recommended")
+        return self
 
 
 def index_name(table: str, columns: list[str]) -> str:
@@ -49,9 +71,22 @@ class PgCreateIndex:
         self.databases = databases
 
     def plan(self, params: dict[str, Any]) -> Plan:
-        parsed = parse_params(IndexParams, self.name, params)
-        database = self.databases.name(self.name, parsed.database)
+        request = parse_params(IndexRequest, self.name, params)
+        database = self.databases.name(self.name, request.database)
         with self.databases.engine(database).connect() as connection:
+            advice = None if request.table else advise(connection)
+            if request.table is None and advice is None:
+                raise ActionError(
+                    f"{self.name}: no index to recommend on {database}: no recent query "
+                    f"filters a table of {MIN_ROWS}+ rows that sequential scans read"
+                )
+            chosen = request if advice is None else advice
+            parsed = parse_params(
+                IndexParams,
+                self.name,
+                {"database": database, "table": chosen.table, "schema": chosen.schema_name,
+                 "columns": chosen.columns},
+            )  # fmt: skip
             table = checked_table(connection, self.name, parsed)
             inspector = inspect(connection)
             known = {c["name"] for c in inspector.get_columns(parsed.table, parsed.schema_name)}
@@ -72,12 +107,13 @@ class PgCreateIndex:
             if covering
             else f"CREATE INDEX CONCURRENTLY {name} ON {table} ({', '.join(parsed.columns)})"
         )
+        evidence = {} if advice is None else {"advice": advice.evidence}
         return Plan(
             self.name,
             f"{database}:{table}",
-            {**parsed.model_dump(by_alias=True), "database": database, "index": name},
+            {**parsed.model_dump(by_alias=True), "database": database, "index": name, **evidence},
             {"drop": not covering},
-            summary,
+            summary if advice is None else f"{summary}: {advice.describe()}",
         )
 
     def apply(self, plan: Plan) -> dict[str, Any]:

@@ -1,0 +1,130 @@
+"""Which index a slow database lacks: the columns its recent queries filter a table on, for the
+tables that sequential scans read the most rows of.
+
+The queries are the last statement of each client session (``pg_stat_activity.query``), parsed
+with sqlglot, never run: the advice reads statistics and text only. A column counts when a
+query's WHERE compares it with a value or a parameter (``=``, ``IN``, ``<``, ``BETWEEN``…), not
+with another column; columns compared for equality lead, then one range column, as a B-tree
+serves them best. Every name comes from the inspected schema, so advice can only name a real
+table and real columns. A table whose index already leads with the first column is passed over.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+import structlog
+from sqlalchemy import Connection, inspect, text
+from sqlglot import exp
+
+log = structlog.get_logger(__name__)
+
+MIN_ROWS = 10_000  # smaller tables are read whole cheaply; an index would not pay
+TABLES_TRIED = 5
+MAX_COLUMNS = 3
+_EQUALITY = (exp.EQ, exp.In, exp.Is)
+_RANGE = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between)
+
+_SCANNED = text("""
+    SELECT schemaname, relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), n_live_tup
+    FROM pg_stat_user_tables WHERE n_live_tup >= :min_rows AND seq_tup_read > 0
+    ORDER BY seq_tup_read DESC LIMIT :limit
+""")
+_RECENT_QUERIES = text("""
+    SELECT query FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+        AND backend_type = 'client backend' AND query <> ''
+""")
+
+
+@dataclass(frozen=True)
+class IndexAdvice:
+    schema_name: str
+    table: str
+    columns: list[str]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        e = self.evidence
+        return (
+            f"{e['queries']} of the sessions' last queries filter {self.table} on "
+            f"{', '.join(self.columns)}; {e['seq_scans']} sequential scans read "
+            f"{e['seq_rows_read']} rows of its {e['rows']}"
+        )
+
+
+def advise(connection: Connection) -> IndexAdvice | None:
+    """The index most worth building now, or None when no recent query shows one."""
+    queries = [row[0] for row in connection.execute(_RECENT_QUERIES)]
+    trees = [tree for tree in map(_parse, queries) if tree is not None]
+    inspector = inspect(connection)
+    scanned = connection.execute(_SCANNED, {"min_rows": MIN_ROWS, "limit": TABLES_TRIED})
+    for schema, table, seq_scans, seq_rows, index_scans, rows in scanned:
+        columns = {c["name"] for c in inspector.get_columns(table, schema)}
+        filtered = [found for tree in trees if (found := filtered_columns(tree, table, columns))]
+        if not filtered:
+            continue
+        chosen = _index_columns(filtered)
+        leading = {tuple(i["column_names"][:1]) for i in inspector.get_indexes(table, schema)}
+        if (chosen[0],) in leading:
+            continue
+        return IndexAdvice(
+            schema,
+            table,
+            chosen,
+            {"queries": len(filtered), "seq_scans": seq_scans, "seq_rows_read": seq_rows,
+             "index_scans": index_scans, "rows": rows},
+        )  # fmt: skip
+    return None
+
+
+def _parse(sql: str) -> exp.Expression | None:
+    try:
+        return sqlglot.parse_one(sql, read="postgres")
+    except sqlglot.errors.SqlglotError:  # cut at track_activity_query_size, or not SQL we know
+        log.debug("index_advice.unparsed", query=sql[:200])
+        return None
+
+
+def filtered_columns(tree: exp.Expression, table: str, columns: set[str]) -> dict[str, str]:
+    """Column of ``table`` → ``"equality"`` or ``"range"``, for each WHERE predicate of the
+    query that compares the column with something other than a column."""
+    found: dict[str, str] = {}
+    for select in tree.find_all(exp.Select):
+        aliases = {t.alias_or_name: t.name for t in select.find_all(exp.Table)}
+        where = select.args.get("where")
+        if table not in aliases.values() or where is None:
+            continue
+        only_table = set(aliases.values()) == {table}
+        for predicate in where.find_all(*_EQUALITY, *_RANGE):
+            column = _compared_column(predicate)
+            if column is None or column.name not in columns:
+                continue
+            owner = aliases.get(column.table) if column.table else (table if only_table else None)
+            if owner == table:
+                kind = "equality" if isinstance(predicate, _EQUALITY) else "range"
+                if found.get(column.name) != "equality":
+                    found[column.name] = kind
+    return found
+
+
+def _compared_column(predicate: exp.Expression) -> exp.Column | None:
+    """The column a predicate compares with a value: ``col = $1``, ``$1 = col``, ``col IN (…)``."""
+    sides = [predicate.this, predicate.args.get("expression")]
+    columns = [side for side in sides if isinstance(side, exp.Column)]
+    return columns[0] if len(columns) == 1 else None
+
+
+def _index_columns(filtered: list[dict[str, str]]) -> list[str]:
+    """Equality columns by how many queries use them, then the most used range column."""
+    equality, ranges = Counter(), Counter()
+    for found in filtered:
+        for column, kind in found.items():
+            (equality if kind == "equality" else ranges)[column] += 1
+    chosen = [column for column, _ in equality.most_common(MAX_COLUMNS)]
+    if len(chosen) < MAX_COLUMNS and ranges:
+        chosen.append(ranges.most_common(1)[0][0])
+    return chosen
