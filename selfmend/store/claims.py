@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, bindparam, func, select, text, update
 
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.store.executions import Execution, ExecutionLog, row_values
@@ -45,6 +45,36 @@ class _HeldBack(Exception):
         self.claim = claim
 
 
+# Built once, as every remediation runs them.
+_TAKE = (
+    update(incidents)
+    .where(
+        incidents.c.id == bindparam("incident_id"),
+        incidents.c.status.in_(bindparam("startable", expanding=True)),
+    )
+    .values(status=str(IncidentStatus.REMEDIATING), updated_at=bindparam("now"))
+)
+_IN_FLIGHT = (
+    select(func.count())
+    .select_from(incidents)
+    .where(
+        incidents.c.id != bindparam("id"),
+        incidents.c.status.in_([str(s) for s in IN_FLIGHT]),
+    )
+    .scalar_subquery()
+)
+_STARTED = (
+    select(func.count())
+    .select_from(executions)
+    .where(
+        executions.c.state == str(ExecutionState.APPLYING),
+        executions.c.created_at > bindparam("hour_ago"),
+    )
+    .scalar_subquery()
+)
+_COUNTED = select(_IN_FLIGHT, _STARTED)
+
+
 class Claims:
     def __init__(self, engine: Engine, executions: ExecutionLog) -> None:
         self.engine = engine
@@ -70,12 +100,12 @@ class Claims:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK}
                     )
                 taken = connection.execute(
-                    update(incidents)
-                    .where(
-                        incidents.c.id == incident_id,
-                        incidents.c.status.in_([str(s) for s in startable]),
-                    )
-                    .values(status=str(IncidentStatus.REMEDIATING), updated_at=time.time())
+                    _TAKE,
+                    {
+                        "incident_id": incident_id,
+                        "startable": [str(s) for s in startable],
+                        "now": time.time(),
+                    },
                 )
                 if taken.rowcount != 1:
                     raise _HeldBack(Claim())
@@ -92,25 +122,9 @@ class Claims:
         return Claim(execution)
 
     def _capped(self, connection: Any, incident_id: int, caps: Caps) -> str | None:
-        in_flight = (
-            select(func.count())
-            .select_from(incidents)
-            .where(
-                incidents.c.id != incident_id,
-                incidents.c.status.in_([str(s) for s in IN_FLIGHT]),
-            )
-            .scalar_subquery()
-        )
-        started = (
-            select(func.count())
-            .select_from(executions)
-            .where(
-                executions.c.state == str(ExecutionState.APPLYING),
-                executions.c.created_at > time.time() - HOUR,
-            )
-            .scalar_subquery()
-        )
-        in_flight_now, started_this_hour = connection.execute(select(in_flight, started)).one()
+        in_flight_now, started_this_hour = connection.execute(
+            _COUNTED, {"id": incident_id, "hour_ago": time.time() - HOUR}
+        ).one()
         if in_flight_now >= caps.concurrent:
             return (
                 f"cap: {in_flight_now} other remediations in flight "

@@ -9,24 +9,34 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, bindparam, select
 
 from selfmend.store.tables import controls, kill_switches
+from selfmend.store.upsert import insert_or_update, replacing
 
 GLOBAL = "*"
 
 _UNSET = object()
+# Built once: every remediation reads a setting and the kill switches.
+_VALUE = select(controls.c.value).where(controls.c.key == bindparam("key"))
+_SWITCHES = select(kill_switches.c.enabled).where(
+    kill_switches.c.scope.in_(bindparam("scopes", expanding=True))
+)
 
 
 class ControlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._upsert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._set = insert_or_update(
+            controls, ["key"], replacing(["value", "updated_by", "updated_at"])
+        )
+        self._switch = insert_or_update(
+            kill_switches, ["scope"], replacing(["enabled", "actor", "reason", "updated_at"])
+        )
 
     def get(self, key: str, default: Any = None) -> Any:
         with self.engine.connect() as connection:
-            row = connection.execute(select(controls.c.value).where(controls.c.key == key)).first()
+            row = connection.execute(_VALUE, {"key": key}).first()
         return default if row is None else row[0]
 
     def exists(self, key: str) -> bool:
@@ -34,12 +44,8 @@ class ControlStore:
 
     def set(self, key: str, value: Any, actor: str) -> None:
         values = {"key": key, "value": value, "updated_by": actor, "updated_at": time.time()}
-        statement = self._upsert(controls).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["key"], set_={k: v for k, v in values.items() if k != "key"}
-        )
         with self.engine.begin() as connection:
-            connection.execute(statement)
+            connection.execute(self._set, values)
 
     def delete(self, key: str) -> None:
         with self.engine.begin() as connection:
@@ -52,9 +58,8 @@ class ControlStore:
     def kill_switch(self, action: str | None = None) -> bool:
         """On if the global switch is on, or the one for ``action``."""
         scopes = [GLOBAL] if action is None else [GLOBAL, action]
-        query = select(kill_switches.c.enabled).where(kill_switches.c.scope.in_(scopes))
         with self.engine.connect() as connection:
-            return any(connection.scalars(query))
+            return any(connection.scalars(_SWITCHES, {"scopes": scopes}))
 
     def set_kill_switch(self, enabled: bool, actor: str, reason: str, scope: str = GLOBAL) -> None:
         values = {
@@ -64,12 +69,5 @@ class ControlStore:
             "reason": reason,
             "updated_at": time.time(),
         }
-        statement = (
-            self._upsert(kill_switches)
-            .values(**values)
-            .on_conflict_do_update(
-                index_elements=["scope"], set_={k: v for k, v in values.items() if k != "scope"}
-            )
-        )
         with self.engine.begin() as connection:
-            connection.execute(statement)
+            connection.execute(self._switch, values)

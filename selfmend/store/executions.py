@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from selfmend.models import ExecutionState, Risk
 from selfmend.store.tables import executions
+from selfmend.store.upsert import insert_or_ignore
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,29 @@ def row_values(
     )
 
 
+# Built once, as the remediate and verify stages run them for every incident.
+_HISTORY = (
+    select(executions)
+    .where(executions.c.incident_id == bindparam("incident_id"))
+    .order_by(executions.c.id)
+)
+_STEP = select(executions).where(executions.c.idempotency_key == bindparam("key"))
+_LAST_APPLIED = (
+    select(executions.c.created_at)
+    .where(
+        executions.c.action == bindparam("action"),
+        executions.c.target == bindparam("target"),
+        executions.c.state == str(ExecutionState.APPLIED),
+    )
+    .order_by(executions.c.created_at.desc())
+    .limit(1)
+)
+
+
 class ExecutionLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._append = insert_or_ignore(executions, ["idempotency_key"], returning="id")
 
     def record(
         self,
@@ -130,10 +149,7 @@ class ExecutionLog:
     def append(self, connection: Connection, values: dict[str, Any]) -> Execution | None:
         """Insert ``row_values`` in the caller's transaction; None if its keyed step was
         already taken (the insert is skipped, so the transaction stays usable)."""
-        statement = self._insert(executions).values(**values)
-        if values["idempotency_key"] is not None:
-            statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        new_id = connection.execute(statement.returning(executions.c.id)).scalar()
+        new_id = connection.execute(self._append, values).scalar()
         return None if new_id is None else Execution.from_values(new_id, values)
 
     @staticmethod
@@ -146,32 +162,19 @@ class ExecutionLog:
 
     def step(self, incident_id: int, action: str, state: ExecutionState) -> Execution | None:
         """The keyed row of one step, if it was taken."""
-        query = select(executions).where(
-            executions.c.idempotency_key == step_key(incident_id, action, state)
-        )
         with self.engine.connect() as connection:
-            row = connection.execute(query).first()
+            row = connection.execute(_STEP, {"key": step_key(incident_id, action, state)}).first()
         return Execution.from_row(row) if row else None
 
     def history(self, incident_id: int) -> list[Execution]:
-        query = select(executions).where(executions.c.incident_id == incident_id)
         with self.engine.connect() as connection:
-            return [Execution.from_row(r) for r in connection.execute(query.order_by("id"))]
+            rows = connection.execute(_HISTORY, {"incident_id": incident_id})
+            return [Execution.from_row(row) for row in rows]
 
     def last_applied_at(self, action: str, target: str) -> float | None:
         """When ``action`` was last applied to ``target``: what the cooldown counts from."""
-        query = (
-            select(executions.c.created_at)
-            .where(
-                executions.c.action == action,
-                executions.c.target == target,
-                executions.c.state == str(ExecutionState.APPLIED),
-            )
-            .order_by(executions.c.created_at.desc())
-            .limit(1)
-        )
         with self.engine.connect() as connection:
-            return connection.execute(query).scalar()
+            return connection.execute(_LAST_APPLIED, {"action": action, "target": target}).scalar()
 
     def count_by_action_state(self) -> dict[tuple[str, str], int]:
         """(action, state) → rows: how often each action was planned, applied, rolled back…"""

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from selfmend.errors import NotFound
@@ -44,6 +44,20 @@ class Incident:
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "severity": str(self.severity), "status": str(self.status)}
+
+
+# Built once: the remediate and verify stages run these for every incident, and building a
+# statement and its cache key costs more than SQLite takes to run it.
+_BY_ID = select(incidents).where(incidents.c.id == bindparam("id"))
+_ADVANCE = (
+    update(incidents)
+    .where(
+        incidents.c.id == bindparam("incident_id"),
+        incidents.c.status.in_(bindparam("expected", expanding=True)),
+    )
+    .values(status=bindparam("to"), updated_at=bindparam("now"))
+)
+_CLOSE = _ADVANCE.values(open_key=None, closed_at=bindparam("now"))
 
 
 class IncidentStore:
@@ -139,7 +153,7 @@ class IncidentStore:
         if connection is None:
             with self.engine.connect() as own:
                 return self.get(incident_id, own)
-        row = connection.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+        row = connection.execute(_BY_ID, {"id": incident_id}).first()
         if row is None:
             raise NotFound(f"incident {incident_id} does not exist")
         return Incident.from_row(row)
@@ -156,17 +170,14 @@ class IncidentStore:
         if connection is None:
             with self.engine.begin() as own:
                 return self.advance(incident_id, expected, status, own)
-        now = time.time()
-        values: dict[str, Any] = {"status": str(status), "updated_at": now}
-        if status.closed:
-            values |= {"open_key": None, "closed_at": now}
         result = connection.execute(
-            update(incidents)
-            .where(
-                incidents.c.id == incident_id,
-                incidents.c.status.in_([str(s) for s in expected]),
-            )
-            .values(**values)
+            _CLOSE if status.closed else _ADVANCE,
+            {
+                "incident_id": incident_id,
+                "expected": [str(s) for s in expected],
+                "to": str(status),
+                "now": time.time(),
+            },
         )
         return result.rowcount == 1
 

@@ -6,16 +6,26 @@ import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.models import Verdict
 from selfmend.store.tables import patterns, verifications
+from selfmend.store.upsert import insert_or_update
+
+_VERIFICATION = insert(verifications)
 
 
 class OutcomeStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._count = insert_or_update(
+            patterns,
+            ["name", "action"],
+            {
+                "successes": "old.successes + excluded.successes",
+                "failures": "old.failures + excluded.failures",
+                "updated_at": "excluded.updated_at",
+            },
+        )
 
     def record(
         self,
@@ -33,29 +43,26 @@ class OutcomeStore:
         transaction: the verdict that moves the incident on."""
         now = time.time()
         connection.execute(
-            insert(verifications).values(
-                incident_id=incident_id,
-                execution_id=execution_id,
-                before=before,
-                after=after,
-                verdict=str(verdict),
-                created_at=now,
-            )
+            _VERIFICATION,
+            {
+                "incident_id": incident_id,
+                "execution_id": execution_id,
+                "before": before,
+                "after": after,
+                "verdict": str(verdict),
+                "created_at": now,
+            },
         )
         fixed = verdict is Verdict.FIXED
-        counted = self._insert(patterns).values(
-            name=pattern,
-            action=action,
-            successes=int(fixed),
-            failures=int(not fixed),
-            updated_at=now,
-        )
-        counter = "successes" if fixed else "failures"
         connection.execute(
-            counted.on_conflict_do_update(
-                index_elements=["name", "action"],
-                set_={counter: patterns.c[counter] + 1, "updated_at": now},
-            )
+            self._count,
+            {
+                "name": pattern,
+                "action": action,
+                "successes": int(fixed),
+                "failures": int(not fixed),
+                "updated_at": now,
+            },
         )
 
     def verifications(self, incident_id: int) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,16 @@ _INSERT_ANOMALY = (
 WEEK = 7 * 86400.0
 _POINT_ROW = np.dtype([("series_id", "i8"), ("ts", "f8"), ("value", "f8")])
 _IDS_PER_QUERY = 5000  # parameters per IN list on SQLite, well inside its cap of 32,766
+_WINDOW = (  # built once: every verification reads one
+    select(samples.c.ts, samples.c.value)
+    .join(series, series.c.id == samples.c.series_id)
+    .where(
+        series.c.key == bindparam("key"),
+        samples.c.ts > bindparam("since"),
+        samples.c.ts <= bindparam("until"),
+    )
+    .order_by(samples.c.ts)
+)
 
 
 @dataclass(frozen=True)
@@ -193,16 +204,9 @@ class SampleStore:
         self, key: str, since: float, until: float | None = None
     ) -> list[tuple[float, float]]:
         """``(ts, value)`` of one series with ``since < ts <= until``, oldest first."""
-        query = (
-            select(samples.c.ts, samples.c.value)
-            .join(series, series.c.id == samples.c.series_id)
-            .where(series.c.key == key, samples.c.ts > since)
-            .order_by(samples.c.ts)
-        )
-        if until is not None:
-            query = query.where(samples.c.ts <= until)
+        bounds = {"key": key, "since": since, "until": math.inf if until is None else until}
         with self.engine.connect() as connection:
-            return [(ts, value) for ts, value in connection.execute(query)]
+            return [(ts, value) for ts, value in connection.execute(_WINDOW, bounds)]
 
     def windows_by_name(self, names: Collection[str], since: float) -> RecentWindows:
         """Every series called one of ``names`` (any labels), its points since ``since``, in one
