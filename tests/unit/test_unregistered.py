@@ -153,3 +153,16 @@ def test_the_check_without_a_task_registry_says_what_to_wire_in(tmp_path):
     system = System.from_settings(Settings(home=tmp_path), patterns=())
     with pytest.raises(ConfigurationError, match="task_registry"):
         system.check_task_names()
+
+
+def test_with_the_built_in_catalogue_analyze_leaves_the_checks_incident_alone(tmp_path):
+    """The check reads the same ERROR lines per name, with a fix to propose: no catalogue
+    pattern may resolve its incident or open a second one on the log lines."""
+    settings = Settings(home=tmp_path, mode="observe")
+    system = System.from_settings(settings, task_registry=WorkerRegistry())
+    (incident_id,) = checked(system, MISSPELLED)["new_incidents"]
+
+    system.analyze()
+
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.OPEN
+    assert [i.id for i in system.store.incidents.list()] == [incident_id]
