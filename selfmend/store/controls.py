@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
 
+from selfmend.store.engine import reads
 from selfmend.store.tables import controls, kill_switches
 from selfmend.store.upsert import insert_or_update, replacing
 
@@ -27,6 +28,7 @@ _SWITCHES = select(kill_switches.c.enabled).where(
 class ControlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = reads(engine)
         self._set = insert_or_update(
             controls, ["key"], replacing(["value", "updated_by", "updated_at"])
         )
@@ -35,7 +37,7 @@ class ControlStore:
         )
 
     def get(self, key: str, default: Any = None) -> Any:
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             row = connection.execute(_VALUE, {"key": key}).first()
         return default if row is None else row[0]
 
@@ -52,13 +54,13 @@ class ControlStore:
             connection.execute(controls.delete().where(controls.c.key == key))
 
     def all(self) -> dict[str, Any]:
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return dict(connection.execute(select(controls.c.key, controls.c.value)).all())
 
     def kill_switch(self, action: str | None = None) -> bool:
         """On if the global switch is on, or the one for ``action``."""
         scopes = [GLOBAL] if action is None else [GLOBAL, action]
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return any(connection.scalars(_SWITCHES, {"scopes": scopes}))
 
     def set_kill_switch(self, enabled: bool, actor: str, reason: str, scope: str = GLOBAL) -> None:

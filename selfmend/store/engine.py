@@ -33,6 +33,13 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def reads(engine: Engine) -> Engine:
+    """``engine`` for reads of one statement, outside a transaction: psycopg would otherwise
+    wrap each in BEGIN and ROLLBACK, two round trips more than the query. At PostgreSQL's read
+    committed level each statement sees its own snapshot either way."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def _tune_sqlite(dbapi_connection, _record) -> None:
     # WAL lets the worker's threads read while one writes; busy_timeout waits out the writer.
     cursor = dbapi_connection.cursor()

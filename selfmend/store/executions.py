@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from selfmend.models import ExecutionState, Risk
+from selfmend.store.engine import reads
 from selfmend.store.tables import executions
 from selfmend.store.upsert import insert_or_ignore
 
@@ -107,6 +108,7 @@ _LAST_APPLIED = (
 class ExecutionLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = reads(engine)
         self._append = insert_or_ignore(executions, ["idempotency_key"], returning="id")
 
     def record(
@@ -162,18 +164,18 @@ class ExecutionLog:
 
     def step(self, incident_id: int, action: str, state: ExecutionState) -> Execution | None:
         """The keyed row of one step, if it was taken."""
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             row = connection.execute(_STEP, {"key": step_key(incident_id, action, state)}).first()
         return Execution.from_row(row) if row else None
 
     def history(self, incident_id: int) -> list[Execution]:
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             rows = connection.execute(_HISTORY, {"incident_id": incident_id})
             return [Execution.from_row(row) for row in rows]
 
     def last_applied_at(self, action: str, target: str) -> float | None:
         """When ``action`` was last applied to ``target``: what the cooldown counts from."""
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return connection.execute(_LAST_APPLIED, {"action": action, "target": target}).scalar()
 
     def count_by_action_state(self) -> dict[tuple[str, str], int]:
@@ -181,10 +183,10 @@ class ExecutionLog:
         query = select(executions.c.action, executions.c.state, func.count()).group_by(
             executions.c.action, executions.c.state
         )
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return {(action, state): count for action, state, count in connection.execute(query)}
 
     def recent(self, limit: int = 50) -> list[Execution]:
         query = select(executions).order_by(executions.c.id.desc()).limit(limit)
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [Execution.from_row(row) for row in connection.execute(query)]

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from selfmend.errors import NotFound
 from selfmend.models import IncidentStatus, Severity
+from selfmend.store.engine import reads
 from selfmend.store.tables import incidents
 
 
@@ -63,6 +64,7 @@ _CLOSE = _ADVANCE.values(open_key=None, closed_at=bindparam("now"))
 class IncidentStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = reads(engine)
 
     def open(
         self,
@@ -103,7 +105,7 @@ class IncidentStore:
                 ).inserted_primary_key[0]
             return self.get(new_id), True
         except IntegrityError:
-            with self.engine.connect() as connection:
+            with self.reads.connect() as connection:
                 row = connection.execute(
                     select(incidents).where(incidents.c.open_key == open_key)
                 ).first()
@@ -146,12 +148,12 @@ class IncidentStore:
                 incidents.c.closed_at > since,
             )
         )
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return connection.execute(query).scalar_one()
 
     def get(self, incident_id: int, connection: Connection | None = None) -> Incident:
         if connection is None:
-            with self.engine.connect() as own:
+            with self.reads.connect() as own:
                 return self.get(incident_id, own)
         row = connection.execute(_BY_ID, {"id": incident_id}).first()
         if row is None:
@@ -185,15 +187,15 @@ class IncidentStore:
         query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(incidents.c.status == str(status))
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [Incident.from_row(row) for row in connection.execute(query)]
 
     def count_by_status(self) -> dict[str, int]:
         query = select(incidents.c.status, func.count()).group_by(incidents.c.status)
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return dict(connection.execute(query).all())
 
     def with_status(self, statuses: Iterable[IncidentStatus]) -> list[Incident]:
         query = select(incidents).where(incidents.c.status.in_([str(s) for s in statuses]))
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [Incident.from_row(row) for row in connection.execute(query.order_by("id"))]

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from selfmend.store.engine import reads
 from selfmend.store.tables import notifications
 
 
@@ -32,6 +33,7 @@ class Notification:
 class NotificationStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = reads(engine)
 
     def enqueue(
         self, connection: Connection, incident_id: int, kind: str, payload: dict[str, Any]
@@ -56,17 +58,17 @@ class NotificationStore:
             .order_by(notifications.c.id)
             .limit(limit)
         )
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [Notification(**row._mapping) for row in connection.execute(query)]
 
     def unsent_count(self) -> int:
         query = select(func.count()).where(notifications.c.sent_at.is_(None))
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return connection.execute(query).scalar_one()
 
     def for_incident(self, incident_id: int) -> list[Notification]:
         query = select(notifications).where(notifications.c.incident_id == incident_id)
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [
                 Notification(**row._mapping) for row in connection.execute(query.order_by("id"))
             ]

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from selfmend.models import Verdict
+from selfmend.store.engine import reads
 from selfmend.store.tables import patterns, verifications
 from selfmend.store.upsert import insert_or_update
 
@@ -17,6 +18,7 @@ _VERIFICATION = insert(verifications)
 class OutcomeStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = reads(engine)
         self._count = insert_or_update(
             patterns,
             ["name", "action"],
@@ -67,7 +69,7 @@ class OutcomeStore:
 
     def verifications(self, incident_id: int) -> list[dict[str, Any]]:
         query = select(verifications).where(verifications.c.incident_id == incident_id)
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query.order_by("id"))]
 
     def counts(self, pattern: str) -> dict[str, tuple[int, int]]:
@@ -75,14 +77,14 @@ class OutcomeStore:
         query = select(patterns.c.action, patterns.c.successes, patterns.c.failures).where(
             patterns.c.name == pattern
         )
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return {
                 action: (fixed, not_fixed) for action, fixed, not_fixed in connection.execute(query)
             }
 
     def confidence(self) -> list[dict[str, Any]]:
         """Per (pattern, action): counts and the Beta(1 + s, 1 + f) posterior mean."""
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             rows = connection.execute(select(patterns).order_by("name", "action")).all()
         return [
             {**row._mapping, "confidence": (1 + row.successes) / (2 + row.successes + row.failures)}

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from selfmend.models import Anomaly, LogEvent, Sample, parse_series_key
 from selfmend.store import pg_bulk
+from selfmend.store.engine import reads
 from selfmend.store.tables import log_events, push_batches, samples, series
 
 _COPY_SAMPLES = "COPY samples (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
@@ -120,6 +121,7 @@ def _in_time_order(timestamps: np.ndarray, values: np.ndarray) -> NewPoints:
 class SampleStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reads = reads(engine)
         self._ids: dict[str, int] = {}
         self._postgres = engine.dialect.name == "postgresql"
 
@@ -205,7 +207,7 @@ class SampleStore:
     ) -> list[tuple[float, float]]:
         """``(ts, value)`` of one series with ``since < ts <= until``, oldest first."""
         bounds = {"key": key, "since": since, "until": math.inf if until is None else until}
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [(ts, value) for ts, value in connection.execute(_WINDOW, bounds)]
 
     def windows_by_name(self, names: Collection[str], since: float) -> RecentWindows:
@@ -215,7 +217,7 @@ class SampleStore:
             series.c.key, "ts"
         )
         by_key: dict[str, list[tuple[float, float]]] = {}
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             for key, ts, value in connection.execute(query):
                 by_key.setdefault(key, []).append((ts, value))
         return RecentWindows(by_key)
@@ -226,7 +228,7 @@ class SampleStore:
             .where(log_events.c.ts > since)
             .order_by(log_events.c.ts)
         )
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [
                 LogEvent(ts=ts, level=level, message=message, logger=logger)
                 for ts, level, message, logger in connection.execute(query)
@@ -242,13 +244,13 @@ class SampleStore:
         )
         if shards > 1:
             query = query.where(series.c.id % shards == shard)
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return [SeriesCursor(*row) for row in connection.execute(query.order_by(series.c.id))]
 
     def detector_states(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The saved detector state of each of these series that has one."""
         states: dict[int, dict[str, Any]] = {}
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             for chosen in self._among(ids):
                 query = select(series.c.id, series.c.detector_state).where(
                     chosen, series.c.detector_state.is_not(None)
@@ -281,7 +283,7 @@ class SampleStore:
         query = self._series_points(series.c.id, in_shard, series.c.analyzed_until).order_by(
             series.c.id, "ts"
         )
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             table = np.fromiter(connection.execute(query).cursor, dtype=_POINT_ROW)
         if not table.size:
             return {}
@@ -309,7 +311,7 @@ class SampleStore:
             .join_from(series, points, true())
             .where(chosen, points.c.ts.is_not(None))
         )
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             rows = pg_bulk.fetch(connection, query)
         return {series_id: _in_time_order(ts, value) for series_id, ts, value in rows}
 
@@ -368,5 +370,5 @@ class SampleStore:
                 connection.exec_driver_sql(_INSERT_ANOMALY, rows)
 
     def count(self) -> int:
-        with self.engine.connect() as connection:
+        with self.reads.connect() as connection:
             return connection.execute(select(func.count()).select_from(samples)).scalar_one()
