@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -35,6 +35,12 @@ from selfmend.flags import control_key, is_on
 from selfmend.models import LogEvent, Sample
 from selfmend.store import Store
 from selfmend.system import push_buffer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from selfmend.resilience.breaker import BreakerRegistry, CircuitBreaker
+    from selfmend.resilience.writer import ResilientWriter
 
 log = structlog.get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,6 +158,28 @@ class Client:
     def cached(self, key: str) -> Any:
         return self.cache.get(key)
 
+    @cached_property
+    def breakers(self) -> BreakerRegistry:
+        """The application's circuit breakers, their state shared by every process of the
+        deployment: in Redis when ``SELFMEND_REDIS_URL`` is set, else in the store."""
+        from selfmend.resilience.breaker import registry_for
+
+        return registry_for(self.settings, self.store)
+
+    def breaker(self, name: str, **options: Any) -> CircuitBreaker:
+        """The circuit breaker named ``name``; ``options`` are its settings (``BreakerSettings``:
+        ``failure_threshold=5``, ``reset_timeout=30``...), ``ignore`` and ``fallback``."""
+        return self.breakers.get(name, **options)
+
+    def writer(self, engine_or_url: Engine | str) -> ResilientWriter:
+        """A resilient writer for the application's database, logging heals in selfmend's
+        store; the model step is on when ``SELFMEND_WRITER_MODEL_URL`` is set."""
+        from selfmend.resilience.writer import ResilientWriter, namer_from_settings
+
+        # The model gets its own breaker: a model that is down costs one call per reset timeout.
+        model = namer_from_settings(self.settings, breaker=self.breaker("selfmend.writer.model"))
+        return ResilientWriter(engine_or_url, self.store, model=model)
+
     def control(self, key: str, default: Any = None) -> Any:
         """A live setting, cached for ``control_ttl`` seconds.
 
@@ -242,6 +270,14 @@ def cache_loader(pattern: str, ttl: int = 300) -> Callable[[F], F]:
 
 def cached(key: str) -> Any:
     return default_client().cached(key)
+
+
+def breaker(name: str, **options: Any) -> CircuitBreaker:
+    return default_client().breaker(name, **options)
+
+
+def writer(engine_or_url: Engine | str) -> ResilientWriter:
+    return default_client().writer(engine_or_url)
 
 
 def flag(name: str, default: bool = False, unit: str | int | None = None) -> bool:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from selfmend.api.keys import AdminKey
@@ -36,6 +36,11 @@ class Settings(BaseSettings):
 
     cache_redis_url: str | None = Field(
         None, description="The application's cache, which selfmend warms and whose TTLs it moves."
+    )
+    breakers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Circuit breaker settings per service, a JSON object: "
+        '{"payments": {"failure_threshold": 3}}; checked when the client builds its breakers.',
     )
     monitor_redis_urls: CommaList = Field(default_factory=list)
     monitor_postgres_urls: CommaList = Field(default_factory=list)
@@ -128,6 +133,25 @@ class Settings(BaseSettings):
     task_check_log_window: float = Field(
         3600.0, gt=0, description="Seconds of stored log lines the integration check reads."
     )
+    writer_model_url: str | None = Field(
+        None,
+        description="OpenAI-compatible API base (e.g. https://api.openai.com/v1) the resilient "
+        "writer asks about a key no other rule heals; the model step is off when unset.",
+    )
+    writer_model_name: str = Field("gpt-4o-mini", description="The model the writer asks.")
+    writer_model_api_key: SecretStr | None = Field(None, description="Bearer token, if needed.")
+    writer_model_timeout_seconds: float = Field(5.0, gt=0)
+    writer_promote_after: int = Field(
+        3, ge=1, description="Same model heal seen this often, never rejected: a learned rule."
+    )
+    schema_watch_urls: CommaList = Field(
+        default_factory=list,
+        description="Databases (any SQLAlchemy URL) whose schema is versioned and watched; "
+        "the monitored PostgreSQL databases when empty.",
+    )
+    schema_watch_interval: float = Field(
+        300.0, gt=0, description="How often the schema watch fingerprints the databases."
+    )
 
     @model_validator(mode="after")
     def _verify_before_redelivery(self) -> Settings:
@@ -157,6 +181,7 @@ class Settings(BaseSettings):
         "prometheus_targets",
         "multivariate_services",
         "task_check_paths",
+        "schema_watch_urls",
         mode="before",
     )
     @classmethod
@@ -164,6 +189,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def resolved_schema_watch_urls(self) -> list[str]:
+        return self.schema_watch_urls or self.monitor_postgres_urls
 
     @cached_property
     def resolved_store_url(self) -> str:

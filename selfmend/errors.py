@@ -41,3 +41,44 @@ class StepTooLarge(ActionError):
     """A planned change exceeds the action's bound on step size."""
 
     code = "step_too_large"
+
+
+class CircuitOpen(SelfmendError):
+    """A circuit breaker refused a call: the service behind it is failing (or an operator forced
+    the breaker open). ``retry_after`` is the seconds until the breaker next lets a probe
+    through, or None while it is forced open."""
+
+    code = "circuit_open"
+
+    def __init__(self, breaker: str, state: str, retry_after: float | None) -> None:
+        wait = "until released" if retry_after is None else f"for {retry_after:.1f} s"
+        super().__init__(f"circuit breaker {breaker!r} is {state}: calls are refused {wait}")
+        self.breaker = breaker
+        self.state = state
+        self.retry_after = retry_after
+
+
+class IllegalTransition(SelfmendError):
+    """A circuit breaker was asked to move between two states its transition table does not
+    connect."""
+
+    code = "illegal_transition"
+
+
+class WriteRejected(InvalidInput):
+    """The resilient writer refused a row; ``field`` names the input key or column at fault and
+    ``kind`` says why (``coercion``, ``unknown_column``, ``ambiguous_heal``, ``missing_column``,
+    ``database``, ``connection_lost``, ``outcome_unknown``, ``not_found``)."""
+
+    code = "write_rejected"
+
+    def __init__(self, message: str, *, field: str | None, kind: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.kind = kind
+
+
+class DatabaseUnreachable(SelfmendError):
+    """A database selfmend watches could not be reached or read; the message names it."""
+
+    code = "database_unreachable"

@@ -31,6 +31,8 @@ from selfmend.detect.patterns import Pattern
 from selfmend.detect.task_names import TaskRegistry
 from selfmend.detect.unregistered import TaskCheckSources, TaskNameCheck
 from selfmend.errors import ConfigurationError
+from selfmend.remedy.actions.breaker_force import BreakerForce
+from selfmend.remedy.actions.breaker_thresholds import BreakerThresholds
 from selfmend.remedy.actions.cache_ttl import CacheTTL
 from selfmend.remedy.actions.cache_warm import CacheWarm
 from selfmend.remedy.actions.celery_autoscale import CeleryAutoscale
@@ -51,6 +53,10 @@ from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.executor import Executor
 from selfmend.remedy.notify import Webhook, deliver
 from selfmend.remedy.plugins import ActionFactory, plugin_actions
+from selfmend.resilience.breaker.control import BreakerControl
+from selfmend.resilience.breaker.registry import registry_for
+from selfmend.resilience.schema.databases import watched_databases
+from selfmend.resilience.schema.watch import SchemaWatch
 from selfmend.store import Store
 from selfmend.store.claims import Caps
 from selfmend.store.task_aliases import TaskAliasStore
@@ -126,9 +132,17 @@ class System:
             CeleryPoolRestart(self.worker_pools),
             CeleryRateLimit(self.task_control),
             CeleryRevokeStuck(self.task_control),
+            BreakerForce(self.breakers),
+            BreakerThresholds(self.breakers),
         ]
         given = [factory(self.store) for factory in self.action_factories]
         return Catalogue([*built_in, *given, *plugin_actions(self.store)])
+
+    @cached_property
+    def breakers(self) -> BreakerControl:
+        """The deployment's circuit breakers by name, as the actions that hold and tune them
+        see them: the storage the application's client uses, transitions stored."""
+        return registry_for(self.settings, self.store).control
 
     def _cache_redis(self) -> Any | None:
         if not self.settings.cache_redis_url:
@@ -224,6 +238,17 @@ class System:
         report.cleared += self.task_check.resolve_gone(findings)
         found = [{"name": f.name, "suggestion": f.suggestion, "count": f.count} for f in findings]
         return {"findings": found, **report.as_dict()}
+
+    @cached_property
+    def schema_watch(self) -> SchemaWatch:
+        databases = watched_databases(self.settings.resolved_schema_watch_urls)
+        return SchemaWatch(self.store, databases)
+
+    def watch_schemas(self) -> dict[str, Any]:
+        """One run of the schema watch: a new version per database whose schema changed, its
+        changes with their severity, and an incident per critical change (in
+        ``new_incidents``, for the remediate stage to escalate)."""
+        return self.schema_watch.run().as_dict()
 
     def notify(self, now: float | None = None) -> dict[str, int]:
         """Deliver the outbox's due messages to the webhook, if one is set."""

@@ -9,8 +9,9 @@ from schedules import build_schedule
 from selfmend.config import Settings
 
 EMBEDDED_TRANSPORT = "workers.filebroker:Transport"
-STAGES = ("collect", "analyze", "remediate", "verify", "check_tasks", "notify")
-TASK_MODULES = [f"tasks.{stage}" for stage in STAGES]
+STAGES = ("collect", "analyze", "remediate", "verify", "check_tasks", "notify", "schema.watch")
+# A stage's module is its name, dots as underscores: selfmend.schema.watch is tasks.schema_watch.
+TASK_MODULES = [f"tasks.{stage.replace('.', '_')}" for stage in STAGES]
 
 
 def queue_name(stage: str) -> str:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from selfmend.store.breakers import BreakerEventLog
 from selfmend.store.claims import Claims
 from selfmend.store.controls import ControlStore
 from selfmend.store.engine import make_engine
 from selfmend.store.executions import ExecutionLog
+from selfmend.store.heals import HealStore
 from selfmend.store.incidents import IncidentStore
 from selfmend.store.leases import LeaseStore
 from selfmend.store.migrate import upgrade
 from selfmend.store.notifications import NotificationStore
 from selfmend.store.outcomes import OutcomeStore
 from selfmend.store.samples import SampleStore
+from selfmend.store.schema_versions import SchemaVersionStore
 
 
 class Store:
@@ -27,6 +30,9 @@ class Store:
         self.claims = Claims(engine, self.executions)
         self.notifications = NotificationStore(engine)
         self.leases = LeaseStore(engine)
+        self.schema_versions = SchemaVersionStore(engine)
+        self.heals = HealStore(engine)
+        self.breaker_events = BreakerEventLog(engine)
 
     @classmethod
     def from_url(cls, url: str, *, migrate: bool = True) -> Store:

@@ -203,3 +203,129 @@ leases = Table(
     Column("epoch", Integer, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# The resilient writer's healing rules per (database, table, input key → column): a learned rule
+# heals deterministically, a rejected one is never used again by any step, and model_seen counts
+# the model's answers so the optimizer can promote the ones it keeps giving.
+write_heal_rules = Table(
+    "write_heal_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("database", String(200), nullable=False),
+    Column("table_name", String(200), nullable=False),
+    Column("source_key", String(200), nullable=False),
+    Column("column_name", String(200), nullable=False),
+    Column("learned", Boolean, nullable=False, default=False),
+    Column("learned_by", String(200), nullable=True),
+    Column("model_seen", Integer, nullable=False, default=0),
+    Column("rejected_at", Float, nullable=True),
+    Column("rejected_by", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("updated_at", Float, nullable=False, index=True),
+    Index(
+        "uq_write_heal_rules_mapping",
+        "database",
+        "table_name",
+        "source_key",
+        "column_name",
+        unique=True,
+    ),
+)
+
+# The writer's transaction log: one entry per healed row, written before the application's
+# transaction commits, with what was sent, what was written, the rule per healed key and the
+# row's primary key, so the write can be rolled back.
+write_heals = Table(
+    "write_heals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("database", String(200), nullable=False),
+    Column("table_name", String(200), nullable=False),
+    Column("operation", String(20), nullable=False),  # insert | update
+    Column("sent", JSON, nullable=False),
+    Column("written", JSON, nullable=False),
+    Column("heals", JSON, nullable=False),  # {input key: {"column": ..., "rule": ...}}
+    Column("row_key", JSON, nullable=False),  # the written row's primary key
+    Column("before", JSON, nullable=True),  # an update's previous values of the written columns
+    Column("state", String(20), nullable=False),  # written | not_written | rolled_back
+    Column("created_at", Float, nullable=False, index=True),
+    Column("rolled_back_at", Float, nullable=True),
+    Column("rolled_back_by", String(200), nullable=True),
+)
+
+# Circuit breakers of the embedded default (Redis holds them in production): one row per named
+# breaker. ``version`` rises on every transition; a transition is one conditional UPDATE on
+# (state, version), so of several processes racing to make it exactly one does.
+breakers = Table(
+    "breakers",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("probes", Integer, nullable=False, default=0),  # half-open probe slots taken
+    Column("successes", Integer, nullable=False, default=0),  # half-open probes that succeeded
+    Column("base_settings", JSON, nullable=True),  # as the application declared them
+    Column("overrides", JSON, nullable=False, default=dict),  # set by operators and actions
+    Column("settings_version", Integer, nullable=False, default=0),
+)
+
+# The sliding window of the embedded default: the latest calls of each breaker, tagged with the
+# breaker's version so that calls admitted before a transition never count after it.
+breaker_calls = Table(
+    "breaker_calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("breaker", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("process", String(200), nullable=False),
+    Index("ix_breaker_calls_breaker_version_id", "breaker", "version", "id"),
+)
+
+# Every transition of every breaker, whichever storage holds the state: the evidence (window
+# counts, settings in force) the weekly optimizer learns thresholds from.
+breaker_events = Table(
+    "breaker_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("breaker", String(200), nullable=False),
+    Column("from_state", String(20), nullable=False),
+    Column("to_state", String(20), nullable=False),
+    # The breaker's version after the transition: its transitions in the order they were made,
+    # whichever processes made them and whenever their rows were written.
+    Column("version", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("process", String(200), nullable=False),
+    Column("evidence", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+    Index("ix_breaker_events_breaker_created_at", "breaker", "created_at"),
+)
+
+# Versions of each watched database's schema: ``number`` counts up per database, and being
+# unique with it, two watchers that saw the same change record it once.
+schema_versions = Table(
+    "schema_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("database", String(200), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("fingerprint", JSON, nullable=False),  # the canonical form the digest is taken of
+    Column("created_at", Float, nullable=False),
+    Index("uq_schema_versions_database_number", "database", "number", unique=True),
+)
+
+# What changed from the previous version of the same database, each change with its severity.
+schema_changes = Table(
+    "schema_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", Integer, ForeignKey("schema_versions.id"), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("table_name", String(200), nullable=False),
+    Column("column_name", String(200), nullable=True),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+)

@@ -42,6 +42,7 @@ from selfmend.demo.timeline import compressed  # noqa: E402
 from selfmend.detect.catalogue import BUILTIN_PATTERNS  # noqa: E402
 from selfmend.detect.patterns import Pattern  # noqa: E402
 from selfmend.store import Store  # noqa: E402
+from selfmend.store.tables import metadata  # noqa: E402
 from selfmend.system import System  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -90,7 +91,7 @@ def install(celery_app, worker) -> Iterator[Callable[..., System]]:
     """Build the System the worker uses for this test (fresh store tables, flushed Redis)."""
     from workers import runtime
 
-    for db in (13, 14, 15):
+    for db in (BROKER_DB, RESULTS_DB, STATE_DB):
         redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
     built: list[System] = []
 
@@ -109,12 +110,10 @@ def install(celery_app, worker) -> Iterator[Callable[..., System]]:
 
 
 def _truncate(store: Store) -> None:
+    """Every table of the store, so a test starts from nothing whatever the last one left."""
+    names = ", ".join(table.name for table in metadata.sorted_tables)
     with store.engine.begin() as connection:
-        connection.exec_driver_sql(
-            "TRUNCATE samples, series, log_events, anomalies, verifications, executions, "
-            "incidents, patterns, controls, kill_switches, push_queue, notifications, "
-            "push_batches, leases RESTART IDENTITY CASCADE"
-        )
+        connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, every: float = 0.2):

@@ -1,0 +1,1 @@
+"""Learning from outcomes: pattern confidence, the weekly optimizer and rule mining."""

@@ -1,0 +1,119 @@
+"""One named breaker's shared state as this process sees it, and the only way to change it.
+
+The transition table lists every move a breaker may make; anything else is refused. A move is
+one compare-and-set in the storage on (state, version): of several processes that see the same
+reason to move, exactly one makes the move, and only that one announces it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from selfmend.errors import IllegalTransition
+from selfmend.resilience.breaker.events import Announcer, Transition
+from selfmend.resilience.breaker.storage import BreakerStorage, Snapshot, State
+
+log = structlog.get_logger(__name__)
+
+_FORCED = frozenset({State.FORCED_OPEN, State.FORCED_CLOSED})
+
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.CLOSED: frozenset({State.OPEN}) | _FORCED,
+    State.OPEN: frozenset({State.HALF_OPEN}) | _FORCED,
+    State.HALF_OPEN: frozenset({State.OPEN, State.CLOSED}) | _FORCED,
+    State.FORCED_OPEN: frozenset({State.CLOSED, State.FORCED_CLOSED}),  # released, or flipped
+    State.FORCED_CLOSED: frozenset({State.CLOSED, State.FORCED_OPEN}),
+}
+
+
+def check_transition(from_state: State, to_state: State) -> None:
+    if to_state not in TRANSITIONS[from_state]:
+        allowed = ", ".join(sorted(TRANSITIONS[from_state]))
+        raise IllegalTransition(
+            f"a breaker cannot go from {from_state} to {to_state}; from {from_state} it may go "
+            f"to {allowed}"
+        )
+
+
+def _name_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_process = _name_process()
+
+
+def _renamed_after_fork() -> None:
+    global _process
+    _process = _name_process()
+
+
+os.register_at_fork(after_in_child=_renamed_after_fork)
+
+
+def process_id() -> str:
+    """This process, as the window's evidence counts it: host and pid (a forked pool child
+    is a process of its own)."""
+    return _process
+
+
+class Circuit:
+    """A breaker's shared state, the view this process last had of it, and its moves."""
+
+    def __init__(self, name: str, storage: BreakerStorage, announcer: Announcer) -> None:
+        self.name = name
+        self.storage = storage
+        self.announcer = announcer
+        self._view = Snapshot.initial()
+        self._seen_at = float("-inf")  # read on first use, not at declaration
+
+    def view(self, max_age: float) -> Snapshot:
+        """The state as last seen, re-read first when that was over ``max_age`` seconds ago.
+        A storage that cannot be read leaves the last view in force until the next try."""
+        if time.monotonic() - self._seen_at > max_age:
+            try:
+                self.see(self.storage.read(self.name))
+            except Exception:
+                log.warning("breaker.view_stale", breaker=self.name, exc_info=True)
+                self._seen_at = time.monotonic()
+        return self._view
+
+    def see(self, snapshot: Snapshot) -> None:
+        """Take a snapshot any step returned as the view, unless a newer one is known."""
+        if snapshot.version >= self._view.version:
+            self._view = snapshot
+            self._seen_at = time.monotonic()
+
+    def move(
+        self,
+        state: State,
+        version: int,
+        to: State,
+        reason: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> Snapshot:
+        """Move from ``state`` at ``version`` to ``to`` if no process moved first; the state
+        the breaker is in afterwards, whoever moved it."""
+        check_transition(state, to)
+        now = time.time()
+        moved = self.storage.move(self.name, state, version, to, now)
+        self.see(moved.snapshot)
+        if moved.won:
+            self.announcer.announce(
+                Transition(
+                    self.name,
+                    state,
+                    to,
+                    moved.snapshot.version,
+                    reason,
+                    process_id(),
+                    now,
+                    evidence or {},
+                )
+            )
+        return moved.snapshot
