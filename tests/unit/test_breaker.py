@@ -86,6 +86,8 @@ def test_rate_threshold_waits_for_minimum_calls_then_opens_on_the_rate(registry)
     fail_times(breaker, 3)  # 100 % failed, but only 3 calls: not judged yet
     assert breaker.state is State.CLOSED
     breaker.call(lambda: None)  # 4 calls, 75 % failed
+    # The success waits in the process; reading the state renews the view (sync_seconds is 0
+    # here), which sends it and judges the window.
     assert breaker.state is State.OPEN
 
 
@@ -312,3 +314,84 @@ def test_a_storage_that_cannot_be_reached_never_stops_the_call():
     assert breaker.call(lambda: "served") == "served"
     with pytest.raises(Down):  # the call's own error still reaches the caller
         breaker.call(fail)
+
+
+# A closed breaker counts its successes in the process and sends them with its next trip (a
+# failure, the renewal of a view older than sync_seconds, a window's worth): these tests give
+# sync_seconds of their own, so that the fixture's 0 (renew before every call) does not send
+# the successes before the step the test is about.
+
+
+class RecordingStorage(MemoryStorage):
+    """Memory storage that keeps what each record step was sent: (successes, failed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[int, bool]] = []
+
+    def record(self, name, version, process, window_size, *, successes=0, failed=False):
+        self.steps.append((successes, failed))
+        return super().record(
+            name, version, process, window_size, successes=successes, failed=failed
+        )
+
+
+def test_a_failure_sends_the_buffered_successes_with_it(registry):
+    """11 successes and 10 failures are 21 calls, 48 % failed. Were the successes not sent
+    with the failures, the window would be the 10 failures alone, and the breaker would open."""
+    breaker = registry.get(
+        "sent", failure_rate=0.5, minimum_calls=10, window_size=30, sync_seconds=60
+    )
+    for _ in range(11):
+        breaker.call(lambda: None)
+    fail_times(breaker, 10)
+    assert breaker.state is State.CLOSED
+
+
+def test_buffered_successes_join_the_window_before_the_failure_that_sends_them(registry):
+    """Were the 9 successes dropped, or sent after the failure, the window the failure is
+    judged on would be 10 calls with 6 failures, and the breaker would open."""
+    breaker = registry.get(
+        "ranked", failure_rate=0.5, minimum_calls=10, window_size=20, sync_seconds=60
+    )
+    for _ in range(4):
+        breaker.call(lambda: None)
+    fail_times(breaker, 5)  # 9 calls: not judged yet
+    for _ in range(9):
+        breaker.call(lambda: None)
+    fail_times(breaker, 1)  # 19 calls, 6 failed: 32 %
+    assert breaker.state is State.CLOSED
+
+
+def test_successes_sent_on_renewal_are_judged(registry):
+    """In rate mode successes can bring the window to minimum_calls: 6 failures and 4
+    successes are 10 calls, 60 % failed, judged when the renewal sends the successes."""
+    breaker = registry.get(
+        "renewed", failure_rate=0.5, minimum_calls=10, window_size=20, sync_seconds=0.05
+    )
+    fail_times(breaker, 6)
+    for _ in range(4):
+        breaker.call(lambda: None)
+    time.sleep(0.1)  # the view is now older than sync_seconds
+    assert breaker.state is State.OPEN
+
+
+def test_successes_from_many_threads_are_each_sent_once():
+    storage = RecordingStorage()
+    breaker = BreakerRegistry(storage).get("busy", window_size=50, sync_seconds=60)
+    start = threading.Barrier(8, timeout=5)
+
+    def succeed() -> None:
+        start.wait()
+        for _ in range(250):
+            breaker.call(lambda: None)
+
+    threads = [threading.Thread(target=succeed) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    fail_times(breaker, 1)  # sends what is left
+    assert sum(successes for successes, _ in storage.steps) == 8 * 250
+    assert storage.steps[-1][1] is True
+    assert all(successes <= 50 + 8 for successes, failed in storage.steps if not failed)

@@ -128,16 +128,25 @@ def test_a_half_open_probe_slot_is_given_once(store):
 
 def test_a_call_admitted_before_a_transition_is_not_counted_after_it(store):
     storage = StoreStorage(store.engine)
-    storage.record("late", 0, True, "host:1", 10)
+    storage.record("late", 0, "host:1", 10, failed=True)
     storage.move("late", State.CLOSED, 0, State.FORCED_CLOSED, 1.0)
     storage.move("late", State.FORCED_CLOSED, 1, State.CLOSED, 2.0)
-    assert storage.record("late", 0, True, "host:2", 10).window is None  # admitted at v0
-    counted = storage.record("late", 2, False, "host:2", 10).window
+    late = storage.record("late", 0, "host:2", 10, successes=3, failed=True)  # admitted at v0
+    assert late.window is None
+    counted = storage.record("late", 2, "host:2", 10, successes=1).window
     assert (counted.calls, counted.failures) == (1, 0)  # the window started empty at v2
 
 
 def test_the_window_keeps_only_the_latest_calls(store):
     storage = StoreStorage(store.engine)
     for failed in (True, True, False, False, False):
-        window = storage.record("window", 0, failed, "host:1", 3).window
+        window = storage.record(
+            "window", 0, "host:1", 3, successes=int(not failed), failed=failed
+        ).window
     assert (window.calls, window.failures, window.failing_processes) == (3, 0, 0)
+    window = storage.record("window", 0, "host:1", 3, successes=1, failed=True).window
+    assert (window.calls, window.failures) == (3, 1)  # the success first, then the failure
+    window = storage.record("window", 0, "host:1", 3, successes=2).window
+    assert (window.calls, window.failures) == (3, 1)  # the failure is still among the last 3
+    window = storage.record("window", 0, "host:1", 3, successes=1).window
+    assert (window.calls, window.failures) == (3, 0)

@@ -1,10 +1,24 @@
 """The circuit breaker the application wraps its calls with: ``call``, a decorator, a context
 manager (``guard``), and the same for ``async def`` functions.
 
-A call costs one storage round trip in the closed state (the outcome is recorded and the state
-returned in one step) and none while the breaker is open; a process whose view of the shared
-state is older than ``sync_seconds`` re-reads it first. No lock is held while the protected
-call runs, so concurrent callers never queue behind one another.
+In the closed state a success makes no storage round trip of its own: it is counted in the
+process and sent with the process's next trip. A failure (or a slow call) is sent at once, in
+one trip that adds the pending successes to the window, then the failure, and returns the
+state. A process whose view of the shared state is older than ``sync_seconds`` renews it
+before its next call, by a trip that also sends the pending successes, and a window's worth
+of pending successes is sent at once; so a healthy call makes one trip at most, and most make
+none. While the breaker is open, calls make no trip; a half-open probe is recorded as it ends
+(two trips: its slot, its outcome), and the forced states count nothing.
+
+What the buffering costs, in staleness: a process that keeps calling learns that another
+process opened the breaker within ``sync_seconds``, and the other processes' windows see its
+successes at most ``sync_seconds`` late (a process that stops calling sends them with its next
+call). The window stays exact as far as each process's calls go, in their order: successes
+are added before the failure that follows them. Successes pending when a process exits are
+lost; that costs only successes, so at worst the failure rate looks a little higher.
+
+No lock is held while the protected call runs, so concurrent callers never queue behind one
+another.
 """
 
 from __future__ import annotations
@@ -67,8 +81,8 @@ class CircuitBreaker:
 
     @property
     def snapshot(self) -> Snapshot:
-        """The shared state as this process sees it now (re-read if over ``sync_seconds``)."""
-        return self.circuit.view(self.settings.sync_seconds)
+        """The shared state as this process sees it now (renewed if over ``sync_seconds``)."""
+        return self.circuit.view(self.settings.sync_seconds, self._renew)
 
     @property
     def state(self) -> State:
@@ -134,9 +148,12 @@ class CircuitBreaker:
         a refused block raises ``CircuitOpen`` (a block has no arguments for a fallback)."""
         return Guard(self)
 
+    def _renew(self, view: Snapshot) -> Snapshot:
+        return BEHAVIOUR[view.state].renew(self, view)
+
     def _admit(self) -> Ticket:
         try:
-            view = self.circuit.view(self.settings.sync_seconds)
+            view = self.snapshot
             if view.settings_version != self._settings_version:
                 self._apply_overrides()
             return BEHAVIOUR[view.state].admit(self, view)

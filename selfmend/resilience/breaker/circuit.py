@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 
 from selfmend.errors import IllegalTransition
 from selfmend.resilience.breaker.events import Announcer, Transition
+from selfmend.resilience.breaker.pending import PendingSuccesses
 from selfmend.resilience.breaker.storage import BreakerStorage, Snapshot, State
 
 log = structlog.get_logger(__name__)
@@ -63,21 +64,25 @@ def process_id() -> str:
 
 
 class Circuit:
-    """A breaker's shared state, the view this process last had of it, and its moves."""
+    """A breaker's shared state, the view this process last had of it, the successes this
+    process has not sent yet, and its moves."""
 
     def __init__(self, name: str, storage: BreakerStorage, announcer: Announcer) -> None:
         self.name = name
         self.storage = storage
         self.announcer = announcer
+        self.pending = PendingSuccesses()
         self._view = Snapshot.initial()
         self._seen_at = float("-inf")  # read on first use, not at declaration
 
-    def view(self, max_age: float) -> Snapshot:
-        """The state as last seen, re-read first when that was over ``max_age`` seconds ago.
-        A storage that cannot be read leaves the last view in force until the next try."""
+    def view(self, max_age: float, renew: Callable[[Snapshot], Snapshot] | None = None) -> Snapshot:
+        """The state as last seen, renewed first when that was over ``max_age`` seconds ago:
+        by ``renew``, a step given the old view that returns the state (the breaker's sends
+        its pending successes on the way), or else by a read. A storage that cannot be reached
+        leaves the last view in force until the next try."""
         if time.monotonic() - self._seen_at > max_age:
             try:
-                self.see(self.storage.read(self.name))
+                self.see(self.storage.read(self.name) if renew is None else renew(self._view))
             except Exception:
                 log.warning("breaker.view_stale", breaker=self.name, exc_info=True)
                 self._seen_at = time.monotonic()

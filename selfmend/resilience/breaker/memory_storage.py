@@ -7,6 +7,7 @@ operations of the step, never while a protected call runs.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
@@ -36,9 +37,11 @@ class _Breaker:
     def window(self) -> Window:
         return Window(len(self.calls), sum(self.failing.values()), len(self.failing))
 
-    def push(self, failed: bool, process: str, window_size: int) -> None:
-        self.calls.append((failed, process))
+    def push(self, successes: int, failed: bool, process: str, window_size: int) -> None:
+        # More successes than the window holds would only be dropped again.
+        self.calls.extend(itertools.repeat((False, process), min(successes, window_size)))
         if failed:
+            self.calls.append((True, process))
             self.failing[process] += 1
         while len(self.calls) > window_size:
             dropped_failed, dropped_process = self.calls.popleft()
@@ -63,7 +66,14 @@ class MemoryStorage:
             return self._get(name).snapshot
 
     def record(
-        self, name: str, version: int, failed: bool, process: str, window_size: int
+        self,
+        name: str,
+        version: int,
+        process: str,
+        window_size: int,
+        *,
+        successes: int = 0,
+        failed: bool = False,
     ) -> Recorded:
         with self._lock:
             breaker = self._get(name)
@@ -71,10 +81,10 @@ class MemoryStorage:
             if snapshot.version != version:
                 return Recorded(snapshot)
             if snapshot.state is State.CLOSED:
-                breaker.push(failed, process, window_size)
+                breaker.push(successes, failed, process, window_size)
                 return Recorded(snapshot, window=breaker.window())
             if snapshot.state is State.HALF_OPEN and not failed:
-                breaker.successes += 1
+                breaker.successes += successes
                 return Recorded(snapshot, probe_successes=breaker.successes)
             return Recorded(snapshot)
 

@@ -1,9 +1,9 @@
 """Redis breaker storage: every process using the same Redis and name shares one breaker.
 
-Each step is one Lua script, atomic in Redis and one round trip: ``record.lua`` counts a call's
-outcome and returns the state, ``move.lua`` is the compare-and-set of a transition, and
-``claim_probe.lua`` takes a half-open probe slot. A breaker's keys share a hash tag, so they
-live on one node of a Redis Cluster.
+Each step is one Lua script, atomic in Redis and one round trip: ``record.lua`` counts calls'
+outcomes (a process's pending successes, then a failure) and returns the state, ``move.lua``
+is the compare-and-set of a transition, and ``claim_probe.lua`` takes a half-open probe slot.
+A breaker's keys share a hash tag, so they live on one node of a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def _snapshot(fields: list[Any]) -> Snapshot:
 
 @lru_cache(maxsize=1024)
 def _parsed(state: str, version: str, since: str, settings_version: str) -> Snapshot:
-    """One Snapshot per distinct reply: a closed breaker returns the same fields call after
-    call, and parsing them again is most of the Python a call costs."""
+    """One Snapshot per distinct reply: a closed breaker returns the same fields step after
+    step, and parsing them again is most of the Python a step costs."""
     return Snapshot(State(state), int(version), float(since), int(settings_version))
 
 
@@ -91,10 +91,19 @@ class RedisStorage:
         return _snapshot([d if f is None else f for f, d in zip(fields, defaults, strict=True)])
 
     def record(
-        self, name: str, version: int, failed: bool, process: str, window_size: int
+        self,
+        name: str,
+        version: int,
+        process: str,
+        window_size: int,
+        *,
+        successes: int = 0,
+        failed: bool = False,
     ) -> Recorded:
         reply = _fields(
-            self._record(self._keys(name), version, "1" if failed else "0", process, window_size)
+            self._record(
+                self._keys(name), version, successes, "1" if failed else "0", process, window_size
+            )
         )
         snapshot, kind = _parsed(*reply[:4]), reply[4]
         if kind == "window":

@@ -49,7 +49,10 @@ class BreakerSettings(BaseModel):
         "unset: 2 on shared storage (one bad node cannot open it for all), 1 in memory.",
     )
     sync_seconds: float = Field(
-        1.0, ge=0, description="A process re-reads the shared state when its view is older."
+        1.0,
+        ge=0,
+        description="A process renews its view of the shared state when the view is older, "
+        "sending the successes it counted since its last trip.",
     )
 
     @model_validator(mode="before")

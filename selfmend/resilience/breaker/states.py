@@ -3,6 +3,7 @@
 ``admit`` runs before the protected call: it lets the call through (returning a ``Ticket``) or
 raises ``CircuitOpen``. ``settle`` runs after it with whether it failed, records the outcome,
 and asks the circuit for the move the outcome calls for. No lock is held between the two.
+``renew`` fetches the state for a process whose view of it is older than ``sync_seconds``.
 """
 
 from __future__ import annotations
@@ -38,9 +39,21 @@ class StateBehaviour:
     def settle(cls, breaker: CircuitBreaker, ticket: Ticket, failed: bool) -> None:
         """A call admitted in this state ended; nothing to do unless the state says so."""
 
+    @classmethod
+    def renew(cls, breaker: CircuitBreaker, view: Snapshot) -> Snapshot:
+        """The state now, for a process whose ``view`` (in this state) is too old: read."""
+        return breaker.circuit.storage.read(breaker.name)
+
 
 class Closed(StateBehaviour):
-    """Calls pass; each outcome joins the window, and a window past the threshold opens."""
+    """Calls pass, and every outcome joins the window; a window past the threshold opens.
+
+    A success is counted in the process (``PendingSuccesses``), not sent on its own: it goes
+    with the next trip this process makes, which is a failure's, the renewal of a view older
+    than ``sync_seconds``, or one made when a window's worth are pending. Each of those trips
+    first adds the pending successes to the window, then the failure if there is one, and the
+    window it returns is judged: in rate mode successes can bring it to ``minimum_calls``.
+    """
 
     state = State.CLOSED
 
@@ -50,22 +63,48 @@ class Closed(StateBehaviour):
 
     @classmethod
     def settle(cls, breaker: CircuitBreaker, ticket: Ticket, failed: bool) -> None:
+        pending = breaker.circuit.pending
+        if failed:
+            cls._record(breaker, ticket.version, pending.take(ticket.version), failed=True)
+        elif pending.add(ticket.version) >= breaker.settings.window_size:
+            cls._record(breaker, ticket.version, pending.take(ticket.version), failed=False)
+
+    @classmethod
+    def renew(cls, breaker: CircuitBreaker, view: Snapshot) -> Snapshot:
+        successes = breaker.circuit.pending.take(view.version)
+        if not successes:
+            return super().renew(breaker, view)
+        return cls._record(breaker, view.version, successes, failed=False)
+
+    @classmethod
+    def _record(
+        cls, breaker: CircuitBreaker, version: int, successes: int, *, failed: bool
+    ) -> Snapshot:
+        """Send ``successes`` and then a failure if ``failed``, in one trip; open the breaker
+        if the window is past the threshold. The state afterwards."""
         settings = breaker.settings
         recorded = breaker.circuit.storage.record(
-            breaker.name, ticket.version, failed, process_id(), settings.window_size
+            breaker.name,
+            version,
+            process_id(),
+            settings.window_size,
+            successes=successes,
+            failed=failed,
         )
         breaker.circuit.see(recorded.snapshot)
-        if recorded.window is None or not recorded.window.failures:
-            return
-        reason = settings.breach(recorded.window, breaker.processes_needed)
-        if reason is not None:
-            evidence = {
-                "calls": recorded.window.calls,
-                "failures": recorded.window.failures,
-                "failing_processes": recorded.window.failing_processes,
-                "settings": settings.model_dump(),
-            }
-            breaker.circuit.move(cls.state, ticket.version, State.OPEN, reason, evidence)
+        window = recorded.window
+        if window is None or not window.failures:
+            return recorded.snapshot
+        reason = settings.breach(window, breaker.processes_needed)
+        if reason is None:
+            return recorded.snapshot
+        evidence = {
+            "calls": window.calls,
+            "failures": window.failures,
+            "failing_processes": window.failing_processes,
+            "settings": settings.model_dump(),
+        }
+        return breaker.circuit.move(cls.state, version, State.OPEN, reason, evidence)
 
 
 class Open(StateBehaviour):
@@ -115,7 +154,7 @@ class HalfOpen(StateBehaviour):
             breaker.circuit.move(cls.state, ticket.version, State.OPEN, "a half-open probe failed")
             return
         recorded = breaker.circuit.storage.record(
-            breaker.name, ticket.version, False, process_id(), breaker.settings.window_size
+            breaker.name, ticket.version, process_id(), breaker.settings.window_size, successes=1
         )
         breaker.circuit.see(recorded.snapshot)
         probes = breaker.settings.half_open_probes

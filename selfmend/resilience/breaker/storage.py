@@ -37,7 +37,7 @@ class Snapshot:
         return cls(State.CLOSED, 0, 0.0, 0)
 
 
-@dataclass(slots=True)  # built on every call: a frozen dataclass builds slower
+@dataclass(slots=True)  # built on every record step: a frozen dataclass builds slower
 class Window:
     """The calls in a closed breaker's sliding window: how many, how many failed, and how many
     distinct processes saw those failures."""
@@ -51,11 +51,11 @@ class Window:
         return self.failures / self.calls if self.calls else 0.0
 
 
-@dataclass(slots=True)  # built on every call: a frozen dataclass builds slower
+@dataclass(slots=True)  # built on every record step: a frozen dataclass builds slower
 class Recorded:
-    """What recording a call's outcome found. ``window`` is set when the call was counted in
-    a closed breaker; ``probe_successes`` when it was a half-open probe that succeeded. A call
-    admitted under an older version is not counted at all."""
+    """What a record step found. ``window`` is set when the calls were counted in a closed
+    breaker; ``probe_successes`` when they were half-open probes that succeeded. Calls admitted
+    under an older version are not counted at all."""
 
     snapshot: Snapshot
     window: Window | None = None
@@ -94,12 +94,22 @@ class BreakerStorage(Protocol):
         """The breaker's state now (CLOSED at version 0 for a breaker never used)."""
 
     def record(
-        self, name: str, version: int, failed: bool, process: str, window_size: int
+        self,
+        name: str,
+        version: int,
+        process: str,
+        window_size: int,
+        *,
+        successes: int = 0,
+        failed: bool = False,
     ) -> Recorded:
-        """Count one call's outcome if ``version`` is still the breaker's, and return its state.
+        """Count calls admitted under ``version``, if it is still the breaker's, and return its
+        state: ``successes`` calls that succeeded, then one that failed if ``failed``.
 
-        Closed: append to the window (dropping the oldest past ``window_size``) and return the
-        window's counts. Half-open: a success adds to the probe successes. Either way, one step.
+        Closed: append them to the window in that order (dropping the oldest past
+        ``window_size``) and return the window's counts. Half-open: the successes add to the
+        probe successes (a failed probe is not counted: it reopens the breaker). Either way,
+        one step.
         """
 
     def move(self, name: str, state: State, version: int, to: State, now: float) -> Moved:

@@ -4,15 +4,16 @@ shared by every process that uses the same store.
 Each step is one transaction whose first statement writes, so SQLite takes its write lock
 before reading (no stale read can be written over) and PostgreSQL checks the state in the
 same statement that changes it: a transition is one conditional ``UPDATE`` on (state,
-version), a call joins the window through an ``INSERT … SELECT`` that holds only while the
-breaker is closed at the version the call was admitted under.
+version); a record step begins with an ``UPDATE`` of the breaker's row that returns its state
+and holds the row until the step commits, so calls join the window only while the breaker is
+closed at the version they were admitted under.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, exists, func, insert, literal, select, update
+from sqlalchemy import Connection, Engine, Row, and_, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.resilience.breaker.storage import (
@@ -27,6 +28,11 @@ from selfmend.resilience.breaker.storage import (
 from selfmend.store.tables import breaker_calls, breakers
 
 _SNAPSHOT = (breakers.c.state, breakers.c.version, breakers.c.since, breakers.c.settings_version)
+
+
+def _snapshot_of(row: Row[Any]) -> Snapshot:
+    """The snapshot in a row that begins with the ``_SNAPSHOT`` columns."""
+    return Snapshot(State(row[0]), row[1], row[2], row[3])
 
 
 class StoreStorage:
@@ -57,10 +63,9 @@ class StoreStorage:
 
     @staticmethod
     def _snapshot(connection: Connection, name: str) -> Snapshot:
-        state, version, since, settings_version = connection.execute(
-            select(*_SNAPSHOT).where(breakers.c.name == name)
-        ).one()
-        return Snapshot(State(state), version, since, settings_version)
+        return _snapshot_of(
+            connection.execute(select(*_SNAPSHOT).where(breakers.c.name == name)).one()
+        )
 
     def read(self, name: str) -> Snapshot:
         self._ensure(name)
@@ -68,33 +73,50 @@ class StoreStorage:
             return self._snapshot(connection, name)
 
     def record(
-        self, name: str, version: int, failed: bool, process: str, window_size: int
+        self,
+        name: str,
+        version: int,
+        process: str,
+        window_size: int,
+        *,
+        successes: int = 0,
+        failed: bool = False,
     ) -> Recorded:
         self._ensure(name)
         with self.engine.begin() as connection:
-            if self._join_window(connection, name, version, failed, process):
-                window = self._window(connection, name, version, window_size)
-                return Recorded(self._snapshot(connection, name), window=window)
-            successes = None if failed else self._probe_succeeded(connection, name, version)
-            return Recorded(self._snapshot(connection, name), probe_successes=successes)
+            snapshot, probe_successes = self._hold(connection, name, version, successes, failed)
+            if snapshot.version != version or snapshot.state is not State.CLOSED:
+                return Recorded(snapshot, probe_successes=probe_successes)
+            rows = {"breaker": name, "version": version, "process": process}
+            if successes:  # more than the window holds would only be deleted again
+                connection.execute(
+                    insert(breaker_calls), [{**rows, "failed": False}] * min(successes, window_size)
+                )
+            if failed:  # a statement of its own, so its id comes after the successes'
+                connection.execute(insert(breaker_calls).values(**rows, failed=True))
+            window = self._window(connection, name, version, window_size)
+            return Recorded(snapshot, window=window)
 
-    def _join_window(
-        self, connection: Connection, name: str, version: int, failed: bool, process: str
-    ) -> bool:
-        closed_at_version = exists().where(
-            breakers.c.name == name,
-            breakers.c.version == version,
-            breakers.c.state == str(State.CLOSED),
-        )
-        values = select(literal(name), literal(version), literal(failed), literal(process))
-        statement = (
-            insert(breaker_calls)
-            .from_select(
-                ["breaker", "version", "failed", "process"], values.where(closed_at_version)
-            )
-            .returning(breaker_calls.c.id)
-        )
-        return connection.execute(statement).first() is not None
+    @staticmethod
+    def _hold(
+        connection: Connection, name: str, version: int, successes: int, failed: bool
+    ) -> tuple[Snapshot, int | None]:
+        """The step's first statement: an ``UPDATE`` of the breaker's row, which holds it (a
+        row lock on PostgreSQL, the write lock on SQLite) until the step commits, so no move
+        comes between reading the state and counting the calls. It counts half-open probe
+        successes admitted under ``version`` and returns the state, and the probe successes
+        when it counted them."""
+        probe = and_(breakers.c.version == version, breakers.c.state == str(State.HALF_OPEN))
+        added = 0 if failed else successes  # a failed probe is not counted: it reopens
+        row = connection.execute(
+            update(breakers)
+            .where(breakers.c.name == name)
+            .values(successes=breakers.c.successes + case((probe, added), else_=0))
+            .returning(*_SNAPSHOT, breakers.c.successes)
+        ).one()
+        snapshot = _snapshot_of(row)
+        counted = snapshot.state is State.HALF_OPEN and snapshot.version == version and not failed
+        return snapshot, row.successes if counted else None
 
     @staticmethod
     def _window(connection: Connection, name: str, version: int, size: int) -> Window:
@@ -120,20 +142,6 @@ class StoreStorage:
             )
         ).one()
         return Window(calls, failures, processes)
-
-    @staticmethod
-    def _probe_succeeded(connection: Connection, name: str, version: int) -> int | None:
-        counted = connection.execute(
-            update(breakers)
-            .where(
-                breakers.c.name == name,
-                breakers.c.version == version,
-                breakers.c.state == str(State.HALF_OPEN),
-            )
-            .values(successes=breakers.c.successes + 1)
-            .returning(breakers.c.successes)
-        ).scalar_one_or_none()
-        return counted
 
     def move(self, name: str, state: State, version: int, to: State, now: float) -> Moved:
         self._ensure(name)
