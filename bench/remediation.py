@@ -38,6 +38,7 @@ from selfmend.system import System
 REPO = Path(__file__).resolve().parents[1]
 SERIES = "bench.errors"
 WORKER_QUEUES = "selfmend.remediate,selfmend.verify,selfmend.collect"
+RUN_LOCK = "bench.remediation.running"
 
 
 def patterns_file(folder: Path, count: int) -> Path:
@@ -168,12 +169,25 @@ def main() -> None:
     parser.add_argument("--postgres", help="the store on PostgreSQL, e.g. postgresql://...:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = parser.parse_args()
+    broker = redis.Redis.from_url(f"{args.redis}/6")
+    # Two runs at once would take each other's tasks, results and database.
+    if not broker.set(RUN_LOCK, os.getpid(), nx=True, ex=3600):
+        raise SystemExit(f"another bench.remediation (pid {broker.get(RUN_LOCK)}) uses this Redis")
+    try:
+        redis.Redis.from_url(f"{args.redis}/5").flushdb()
+        for key in broker.scan_iter():  # the last run's queues and messages, not the lock
+            if key != RUN_LOCK.encode():
+                broker.delete(key)
+        run(args)
+    finally:
+        broker.delete(RUN_LOCK)
+
+
+def run(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
     store_url = fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{folder}/store.db"
     patterns = 2 * args.incidents * (args.rounds + 1)
     settings = settings_for(folder, store_url, args.redis, patterns)
-    for db in (5, 6):
-        redis.Redis.from_url(f"{args.redis}/{db}").flushdb()
     os.environ["SELFMEND_BROKER_URL"] = str(settings.broker_url)  # before workers is imported
     os.environ["SELFMEND_RESULT_BACKEND"] = str(settings.result_backend)
     from workers import runtime
