@@ -1,4 +1,5 @@
-"""The ``selfmend`` command: demo, status, incidents, patterns, approve, kill-switch, api, db.
+"""The ``selfmend`` command: demo, status, incidents, patterns, approve, resolve, kill-switch,
+api, db.
 
 Every command but ``demo`` talks to the store only. ``demo`` is the one place that starts Celery
 in this process, so it imports ``workers`` when it runs, never at import.
@@ -122,6 +123,18 @@ def approve(incident_id: int, reason: str = "approved from the CLI") -> None:
         timeout_seconds=Settings().approval_timeout_seconds,
     )
     console.print(f"approved [bold]{step.action}[/] on {step.target} for incident {incident_id}")
+
+
+@app.command()
+def resolve(
+    incident_id: int,
+    reason: Annotated[str, typer.Option(help="What was done, for the audit log.")],
+) -> None:
+    """Close an incident a person dealt with (escalated, waiting, or open)."""
+    from selfmend.remedy.closing import close_incident
+
+    close_incident(_store(), incident_id, actor=f"cli:{getpass.getuser()}", reason=reason)
+    console.print(f"incident {incident_id} is [bold]resolved[/]")
 
 
 @app.command("kill-switch")

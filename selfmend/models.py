@@ -68,6 +68,7 @@ class ExecutionState(StrEnum):
     FAILED = "failed"
     VERIFIED = "verified"
     ROLLED_BACK = "rolled_back"
+    CLOSED = "closed"  # a person resolved the incident by hand
 
 
 class Verdict(StrEnum):

@@ -1,7 +1,7 @@
 """The admin API's routes. Every route but /health and /metrics needs an ``X-Admin-Key``.
 
     viewer    GET  /incidents, /incidents/{id}, /status
-    operator  POST /incidents/{id}/approve
+    operator  POST /incidents/{id}/approve, /incidents/{id}/resolve
     admin     PUT  /kill-switch, PUT / DELETE /controls/{key}
 
 What a person does here is what the CLI does, through the same core calls, and is recorded in
@@ -25,6 +25,7 @@ from selfmend.config import Settings
 from selfmend.errors import SelfmendError
 from selfmend.models import IncidentStatus
 from selfmend.remedy.approvals import approve
+from selfmend.remedy.closing import close_incident
 from selfmend.store import Store
 
 CONTROL_KEY = r"^[A-Za-z0-9_.:-]{1,200}$"
@@ -34,6 +35,11 @@ STATUS_OF_ERROR = {"not_found": 404, "invalid_input": 409}
 class Approval(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("approved from the admin API", min_length=1, max_length=500)
+
+
+class Resolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, description="What was done about it.")
 
 
 class KillSwitch(BaseModel):
@@ -122,6 +128,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             timeout_seconds=settings.approval_timeout_seconds,
         )
         return asdict(step)
+
+    @app.post("/incidents/{incident_id}/resolve", status_code=204)
+    def resolve_incident(who: Operator, incident_id: int, body: Resolution) -> None:
+        close_incident(store, incident_id, actor=f"api:{who.name}", reason=body.reason)
 
     @app.put("/kill-switch")
     def kill_switch(who: Admin, body: KillSwitch) -> dict[str, Any]:

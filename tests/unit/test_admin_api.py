@@ -1,5 +1,6 @@
 """The admin API over a SQLite store, through FastAPI's test client: keys and roles, approvals
-recorded as the key's holder, the kill switch and live settings, /metrics from the store."""
+and hand resolutions recorded as the key's holder, the kill switch and live settings, /metrics
+from the store; and ``selfmend resolve``, the CLI's way to close an incident."""
 
 import time
 
@@ -7,9 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from selfmend.api.app import create_app
 from selfmend.api.keys import AdminKey, KeyRing, Role
+from selfmend.cli import app as cli
 from selfmend.config import Settings
 from selfmend.models import ExecutionState, IncidentStatus
 from tests.unit.test_safety_gate import build, open_incident
@@ -148,3 +151,54 @@ def test_the_key_ring_finds_the_holder_only_for_the_exact_key():
     assert ring.holder("o" * 33) is None
     assert ring.holder("") is None
     assert ring.holder(None) is None
+
+
+def test_a_person_resolves_an_escalated_incident_and_it_is_in_the_audit_log(api, system):
+    incident_id = open_incident(system, "risky")
+    system.executor.remediate(incident_id)  # waits for approval
+    body = {"reason": "changed the setting by hand"}
+
+    assert (
+        api.post(f"/incidents/{incident_id}/resolve", json=body, headers=VIEWER).status_code == 403
+    )
+    assert (
+        api.post(f"/incidents/{incident_id}/resolve", json={}, headers=OPERATOR).status_code == 422
+    )
+    done = api.post(f"/incidents/{incident_id}/resolve", json=body, headers=OPERATOR)
+
+    assert done.status_code == 204
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.RESOLVED
+    closed = system.store.executions.history(incident_id)[-1]
+    assert (closed.state, closed.actor, closed.reason) == (
+        ExecutionState.CLOSED,
+        "api:olga",
+        "changed the setting by hand",
+    )
+    again = api.post(f"/incidents/{incident_id}/resolve", json=body, headers=OPERATOR)
+    assert again.status_code == 409
+    assert again.json()["detail"] == f"incident {incident_id} is resolved: it is closed already"
+
+
+def test_an_incident_being_verified_is_not_closed_by_hand(api, system):
+    incident_id = open_incident(system, "fault_4")
+    system.executor.remediate(incident_id)  # applied: verifying
+
+    refused = api.post(f"/incidents/{incident_id}/resolve", json={"reason": "x"}, headers=OPERATOR)
+
+    assert refused.status_code == 409
+    assert "its fix is being applied or verified" in refused.json()["detail"]
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.VERIFYING
+
+
+def test_selfmend_resolve_closes_an_incident_as_the_person_at_the_terminal(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFMEND_HOME", str(tmp_path))
+    system = build(tmp_path)
+    incident_id = open_incident(system, "fault_5")
+
+    refused = CliRunner().invoke(cli, ["resolve", str(incident_id)])
+    done = CliRunner().invoke(cli, ["resolve", str(incident_id), "--reason", "fixed the caller"])
+
+    assert refused.exit_code == 2 and "--reason" in refused.output
+    assert done.exit_code == 0, done.output
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.RESOLVED
+    assert system.store.executions.history(incident_id)[-1].actor.startswith("cli:")
