@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from selfmend.cache import TTL_CONTROL
-from selfmend.errors import ActionError, StepTooLarge
+from selfmend.errors import StepTooLarge
 from selfmend.models import Risk
-from selfmend.remedy.actions.cache_warm import KEY_PREFIX
+from selfmend.remedy.actions.cache_warm import KEY_PREFIX, connected, key_text
 from selfmend.remedy.base import Plan, parse_params
 from selfmend.store.controls import ControlStore
 
@@ -44,15 +44,13 @@ class CacheTTL:
 
     @property
     def redis(self) -> Any:
-        if self._redis is None:
-            raise ActionError(f"{self.name}: no cache Redis: set SELFMEND_CACHE_REDIS_URL")
-        return self._redis
+        return connected(self._redis, self.name)
 
     def plan(self, params: dict[str, Any]) -> Plan:
         parsed = parse_params(CacheTTLParams, self.name, params)
         keys = []
         for key in self.redis.scan_iter(match=_glob(parsed.prefix), count=1000):
-            keys.append(key.decode() if isinstance(key, bytes) else key)
+            keys.append(key_text(key))
             if len(keys) > parsed.max_keys:
                 raise StepTooLarge(
                     f"{self.name}: over {parsed.max_keys} keys under {parsed.prefix!r}; "

@@ -23,6 +23,17 @@ from selfmend.remedy.base import Plan, parse_params
 KEY_PREFIX = r"^[A-Za-z0-9_:.{}-]*$"
 
 
+def connected(redis: Any | None, action: str) -> Any:
+    """The application's cache Redis, or the error that names the setting it needs."""
+    if redis is None:
+        raise ActionError(f"{action}: no cache Redis: set SELFMEND_CACHE_REDIS_URL")
+    return redis
+
+
+def key_text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
+
+
 class CacheWarmParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,17 +52,12 @@ class CacheWarm:
 
     @property
     def redis(self) -> Any:
-        if self._redis is None:
-            raise ActionError(f"{self.name}: no cache Redis: set SELFMEND_CACHE_REDIS_URL")
-        return self._redis
+        return connected(self._redis, self.name)
 
     def plan(self, params: dict[str, Any]) -> Plan:
         parsed = parse_params(CacheWarmParams, self.name, params)
         since = time.time() - parsed.recent_seconds
-        recent = [
-            key.decode() if isinstance(key, bytes) else key
-            for key in self.redis.zrevrangebyscore(RECENT_KEY, "+inf", since)
-        ]
+        recent = [key_text(key) for key in self.redis.zrevrangebyscore(RECENT_KEY, "+inf", since)]
         chosen = [key for key in recent if key.startswith(parsed.prefix)]
         missing = self._missing(chosen)[: parsed.max_keys]
         return Plan(
