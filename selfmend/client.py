@@ -63,6 +63,9 @@ class Client:
         self.max_buffered = max_buffered
         self.dropped = 0
         self._pending: list[dict[str, Any]] = []
+        # Batches a push failed on, resent byte for byte: a push whose reply was lost may have
+        # landed, and only the same bytes let the store's digest check store it once.
+        self._unsent: list[tuple[str, int]] = []  # (payload, items)
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._controls: dict[str, tuple[float, Any]] = {}
@@ -98,29 +101,39 @@ class Client:
             self.flush()
 
     def flush(self) -> int:
-        """Send everything buffered now; returns how many items were sent."""
+        """Send everything buffered now, the batches that failed before first; returns how
+        many items were sent."""
         with self._send_lock:
             with self._lock:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return 0
+                items, self._pending = self._pending, []
             size = self.settings.push_batch_size
-            for start in range(0, len(batch), size):
+            batches = self._unsent + [
+                (json.dumps(items[start : start + size]), len(items[start : start + size]))
+                for start in range(0, len(items), size)
+            ]
+            self._unsent = []
+            sent = 0
+            for index, (payload, count) in enumerate(batches):
                 try:
-                    self.buffer.push(json.dumps(batch[start : start + size]))
+                    self.buffer.push(payload)
                 except Exception:
-                    log.exception("client.push_failed", unsent=len(batch) - start)
-                    self._requeue(batch[start:])
-                    return start
-            return len(batch)
+                    unsent = batches[index:]
+                    log.exception("client.push_failed", unsent=sum(n for _, n in unsent))
+                    self._keep_unsent(unsent)
+                    break
+                sent += count
+            return sent
 
-    def _requeue(self, unsent: list[dict[str, Any]]) -> None:
+    def _keep_unsent(self, batches: list[tuple[str, int]]) -> None:
+        """Hold failed batches for the next flush, within ``max_buffered`` items in all; the
+        oldest go first, as the newest say most about the present."""
         with self._lock:
-            self._pending = unsent + self._pending
-            overflow = len(self._pending) - self.max_buffered
-            if overflow > 0:  # keep the newest: they say most about the present
-                del self._pending[:overflow]
-                self.dropped += overflow
+            held = sum(count for _, count in batches) + len(self._pending)
+            while batches and held > self.max_buffered:
+                _, count = batches.pop(0)
+                held -= count
+                self.dropped += count
+            self._unsent = batches
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(self.settings.push_flush_seconds):

@@ -23,9 +23,12 @@ import pytest
 import redis
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from selfmend.client import Client
 from selfmend.config import Settings
+from selfmend.store import Store
+from selfmend.store import engine as store_engine
 from selfmend.store.tables import samples, series
 from selfmend.system import System
 
@@ -266,3 +269,22 @@ def start_worker(folder: Path, settings: Settings) -> subprocess.Popen:
          "--without-mingle", "--without-gossip", "--loglevel=WARNING"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+
+
+def test_a_postgresql_restart_while_the_pool_is_idle_reaches_no_caller(store_url, monkeypatch):
+    """A pooled connection that rested is pinged before use and replaced if the restart killed
+    it; one just used is not pinged (so this test first shows that a dead one would fail)."""
+    store = Store.from_url(store_url)
+    try:
+        monkeypatch.setattr(store_engine, "IDLE_PING_SECONDS", 3600.0)
+        store.incidents.count_by_status()  # the pool now holds a connection
+        restart_postgresql()
+        with pytest.raises(OperationalError):
+            store.incidents.count_by_status()  # not pinged: the dead connection is used
+
+        monkeypatch.setattr(store_engine, "IDLE_PING_SECONDS", 0.0)
+        store.incidents.count_by_status()
+        restart_postgresql()
+        assert store.incidents.count_by_status() == {}  # pinged, found dead, replaced
+    finally:
+        store.close()
