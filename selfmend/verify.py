@@ -80,33 +80,36 @@ class Verifier:
 
     def verify(self, remediation: Remediation, now: float | None = None) -> Judgement | NotYet:
         now = time.time() if now is None else now
-        incident = self.store.incidents.get(remediation.incident_id)
-        if not remediation.applied or incident.status is not IncidentStatus.VERIFYING:
-            return Judgement(
-                incident.id,
-                "none",
-                str(incident.status),
-                {},
-                {"reason": f"nothing to verify: {remediation.reason}"},
-            )
-        start = remediation.applied_at + self.settle_seconds
-        end = start + self.window_seconds
-        if now < end:
-            return NotYet(end - now, "hold window not over")
+        with self.store.reading() as connection:
+            incident = self.store.incidents.get(remediation.incident_id, connection)
+            if not remediation.applied or incident.status is not IncidentStatus.VERIFYING:
+                return Judgement(
+                    incident.id,
+                    "none",
+                    str(incident.status),
+                    {},
+                    {"reason": f"nothing to verify: {remediation.reason}"},
+                )
+            start = remediation.applied_at + self.settle_seconds
+            end = start + self.window_seconds
+            if now < end:
+                return NotYet(end - now, "hold window not over")
+            history = self.store.executions.history(incident.id, connection)
+            points = self.store.samples.window(incident.series_key or "", start, end, connection)
         if incident.pattern == UNREGISTERED_TASK_PATTERN:
-            return self._judge(incident, remediation, *self._routed(incident, start, end))
-        points = self.store.samples.window(incident.series_key or "", start, end)
+            return self._judge(incident, remediation, history, *self._routed(incident, start, end))
         if len(points) < self.min_samples:
             if now < end + 2 * self.window_seconds:
                 return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
             return self._judge(
                 incident,
                 remediation,
+                history,
                 Verdict.NOT_FIXED,
                 {"samples": len(points), "reason": "no fresh measurements"},
             )
         verdict, after = self._in_band(incident, points)
-        return self._judge(incident, remediation, verdict, after)
+        return self._judge(incident, remediation, history, verdict, after)
 
     def _in_band(
         self, incident: Incident, points: list[tuple[float, float]]
@@ -135,10 +138,14 @@ class Verifier:
         return verdict, {"unregistered_since_fix": len(failed), "seen": [f.where for f in failed]}
 
     def _judge(
-        self, incident: Incident, remediation: Remediation, verdict: Verdict, after: dict[str, Any]
+        self,
+        incident: Incident,
+        remediation: Remediation,
+        history: list[Execution],
+        verdict: Verdict,
+        after: dict[str, Any],
     ) -> Judgement:
         action = self.catalogue.get(remediation.action or "")
-        history = self.store.executions.history(incident.id)
         status = self._status_after(incident, verdict, action.name, history)
         claim = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLYING)
         attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)

@@ -78,7 +78,9 @@ class Executor:
         self.caps = caps
 
     def remediate(self, incident_id: int) -> Remediation:
-        incident = self.store.incidents.get(incident_id)
+        with self.store.reading() as connection:  # read once, for every decision
+            incident = self.store.incidents.get(incident_id, connection)
+            history = self.store.executions.history(incident_id, connection)
         if incident.status not in _STARTABLE:
             return Remediation(incident_id, "noop", f"incident is {incident.status}")
         if incident.reopen_count >= self.flap_reopens:
@@ -88,7 +90,6 @@ class Executor:
                 f"flapping: {incident.pattern} on {incident.target} reopened "
                 f"{incident.reopen_count} times within the flap window",
             )
-        history = self.store.executions.history(incident.id)  # read once, for every decision
         while True:
             try:
                 candidate = self.chooser.next(incident, history=history)
@@ -133,15 +134,16 @@ class Executor:
     def _gate(self, attempt: Attempt, chosen: str, history: list[Execution]) -> Remediation:
         incident, name, target = attempt.incident, attempt.action.name, attempt.plan.target
         approval = ExecutionLog.step_in(history, incident.id, name, ExecutionState.APPROVED)
+        reading = self.store.gate.read(name, target)
         decision = decide(
             GateFacts(
                 mode=self.mode,
                 action=name,
                 target=target,
                 risk=attempt.risk,
-                kill_switch_on=self.store.controls.kill_switch(name),
+                kill_switch_on=reading.kill_switch_on,
                 approved=approval is not None,
-                last_applied_at=self.store.executions.last_applied_at(name, target),
+                last_applied_at=reading.last_applied_at,
                 cooldown_seconds=self.cooldown_seconds,
                 now=time.time(),
             )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from selfmend.store.breakers import BreakerEventLog
 from selfmend.store.claims import Claims
 from selfmend.store.controls import ControlStore
-from selfmend.store.engine import make_engine
+from selfmend.store.engine import make_engine, reads
 from selfmend.store.executions import ExecutionLog
+from selfmend.store.gate import GateReads
 from selfmend.store.heals import HealStore
 from selfmend.store.incidents import IncidentStore
 from selfmend.store.leases import LeaseStore
@@ -27,7 +28,8 @@ class Store:
         self.executions = ExecutionLog(engine)
         self.controls = ControlStore(engine)
         self.outcomes = OutcomeStore(engine)
-        self.claims = Claims(engine, self.executions)
+        self.gate = GateReads(engine)
+        self.claims = Claims(engine, self.incidents, self.executions)
         self.notifications = NotificationStore(engine)
         self.leases = LeaseStore(engine)
         self.schema_versions = SchemaVersionStore(engine)
@@ -40,6 +42,11 @@ class Store:
         if migrate:
             upgrade(engine)
         return cls(engine)
+
+    def reading(self) -> Connection:
+        """One connection for reads in a row: a checkout from the pool costs about what a short
+        read does, and the remediate and verify stages read three things per incident."""
+        return reads(self.engine).connect()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, select, text, update
+from sqlalchemy import Engine, bindparam, func, or_, select, text
 
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.store.executions import Execution, ExecutionLog, row_values
+from selfmend.store.incidents import IncidentStore
 from selfmend.store.tables import executions, incidents
 
 IN_FLIGHT = (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING)
@@ -46,20 +47,12 @@ class _HeldBack(Exception):
 
 
 # Built once, as every remediation runs them.
-_TAKE = (
-    update(incidents)
-    .where(
-        incidents.c.id == bindparam("incident_id"),
-        incidents.c.status.in_(bindparam("startable", expanding=True)),
-    )
-    .values(status=str(IncidentStatus.REMEDIATING), updated_at=bindparam("now"))
-)
 _IN_FLIGHT = (
     select(func.count())
     .select_from(incidents)
     .where(
         incidents.c.id != bindparam("id"),
-        incidents.c.status.in_([str(s) for s in IN_FLIGHT]),
+        or_(*(incidents.c.status == str(status) for status in IN_FLIGHT)),
     )
     .scalar_subquery()
 )
@@ -76,8 +69,9 @@ _COUNTED = select(_IN_FLIGHT, _STARTED)
 
 
 class Claims:
-    def __init__(self, engine: Engine, executions: ExecutionLog) -> None:
+    def __init__(self, engine: Engine, incidents: IncidentStore, executions: ExecutionLog) -> None:
         self.engine = engine
+        self.incidents = incidents
         self.executions = executions
         self._postgres = engine.dialect.name == "postgresql"
 
@@ -99,15 +93,10 @@ class Claims:
                     connection.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK}
                     )
-                taken = connection.execute(
-                    _TAKE,
-                    {
-                        "incident_id": incident_id,
-                        "startable": [str(s) for s in startable],
-                        "now": time.time(),
-                    },
+                taken = self.incidents.advance(
+                    incident_id, startable, IncidentStatus.REMEDIATING, connection
                 )
-                if taken.rowcount != 1:
+                if not taken:
                     raise _HeldBack(Claim())
                 capped = self._capped(connection, incident_id, caps)
                 if capped is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, func, or_, select
 
 from selfmend.store.engine import reads
 from selfmend.store.tables import controls, kill_switches
@@ -20,8 +20,12 @@ GLOBAL = "*"
 _UNSET = object()
 # Built once: every remediation reads a setting and the kill switches.
 _VALUE = select(controls.c.value).where(controls.c.key == bindparam("key"))
-_SWITCHES = select(kill_switches.c.enabled).where(
-    kill_switches.c.scope.in_(bindparam("scopes", expanding=True))
+# How many switches are on: the global one, or (``ACTION_SWITCHES_ON``) the global one and the
+# action's own. Equalities rather than an expanding IN, which is rendered at every execution.
+_ON = select(func.count()).select_from(kill_switches).where(kill_switches.c.enabled.is_(True))
+_GLOBAL_SWITCHES_ON = _ON.where(kill_switches.c.scope == GLOBAL)
+ACTION_SWITCHES_ON = _ON.where(
+    or_(kill_switches.c.scope == GLOBAL, kill_switches.c.scope == bindparam("action"))
 )
 
 
@@ -59,9 +63,9 @@ class ControlStore:
 
     def kill_switch(self, action: str | None = None) -> bool:
         """On if the global switch is on, or the one for ``action``."""
-        scopes = [GLOBAL] if action is None else [GLOBAL, action]
+        query = _GLOBAL_SWITCHES_ON if action is None else ACTION_SWITCHES_ON
         with self.reads.connect() as connection:
-            return any(connection.scalars(_SWITCHES, {"scopes": scopes}))
+            return connection.execute(query, {"action": action}).scalar_one() > 0
 
     def set_kill_switch(self, enabled: bool, actor: str, reason: str, scope: str = GLOBAL) -> None:
         values = {

@@ -93,7 +93,7 @@ _HISTORY = (
     .order_by(executions.c.id)
 )
 _STEP = select(executions).where(executions.c.idempotency_key == bindparam("key"))
-_LAST_APPLIED = (
+LAST_APPLIED = (  # when an action last ran on a target: what the cooldown counts from
     select(executions.c.created_at)
     .where(
         executions.c.action == bindparam("action"),
@@ -168,15 +168,12 @@ class ExecutionLog:
             row = connection.execute(_STEP, {"key": step_key(incident_id, action, state)}).first()
         return Execution.from_row(row) if row else None
 
-    def history(self, incident_id: int) -> list[Execution]:
-        with self.reads.connect() as connection:
-            rows = connection.execute(_HISTORY, {"incident_id": incident_id})
-            return [Execution.from_row(row) for row in rows]
-
-    def last_applied_at(self, action: str, target: str) -> float | None:
-        """When ``action`` was last applied to ``target``: what the cooldown counts from."""
-        with self.reads.connect() as connection:
-            return connection.execute(_LAST_APPLIED, {"action": action, "target": target}).scalar()
+    def history(self, incident_id: int, connection: Connection | None = None) -> list[Execution]:
+        if connection is None:
+            with self.reads.connect() as own:
+                return self.history(incident_id, own)
+        rows = connection.execute(_HISTORY, {"incident_id": incident_id})
+        return [Execution.from_row(row) for row in rows]
 
     def count_by_action_state(self) -> dict[tuple[str, str], int]:
         """(action, state) → rows: how often each action was planned, applied, rolled back…"""

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from selfmend.errors import NotFound
@@ -50,15 +51,22 @@ class Incident:
 # Built once: the remediate and verify stages run these for every incident, and building a
 # statement and its cache key costs more than SQLite takes to run it.
 _BY_ID = select(incidents).where(incidents.c.id == bindparam("id"))
-_ADVANCE = (
-    update(incidents)
-    .where(
-        incidents.c.id == bindparam("incident_id"),
-        incidents.c.status.in_(bindparam("expected", expanding=True)),
+
+
+@cache
+def _move(expected: tuple[str, ...], closing: bool) -> Update:
+    """The compare-and-set from one set of statuses, built once per set. The statuses are
+    equalities, not an expanding IN, which SQLAlchemy renders anew at every execution: 20 µs of
+    a 60 µs update on SQLite."""
+    statement = (
+        update(incidents)
+        .where(
+            incidents.c.id == bindparam("incident_id"),
+            or_(*(incidents.c.status == status for status in expected)),
+        )
+        .values(status=bindparam("to"), updated_at=bindparam("now"))
     )
-    .values(status=bindparam("to"), updated_at=bindparam("now"))
-)
-_CLOSE = _ADVANCE.values(open_key=None, closed_at=bindparam("now"))
+    return statement.values(open_key=None, closed_at=bindparam("now")) if closing else statement
 
 
 class IncidentStore:
@@ -172,14 +180,9 @@ class IncidentStore:
         if connection is None:
             with self.engine.begin() as own:
                 return self.advance(incident_id, expected, status, own)
+        statement = _move(tuple(sorted(str(s) for s in expected)), status.closed)
         result = connection.execute(
-            _CLOSE if status.closed else _ADVANCE,
-            {
-                "incident_id": incident_id,
-                "expected": [str(s) for s in expected],
-                "to": str(status),
-                "now": time.time(),
-            },
+            statement, {"incident_id": incident_id, "to": str(status), "now": time.time()}
         )
         return result.rowcount == 1
 

@@ -203,12 +203,18 @@ class SampleStore:
         return len(events)
 
     def window(
-        self, key: str, since: float, until: float | None = None
+        self,
+        key: str,
+        since: float,
+        until: float | None = None,
+        connection: Connection | None = None,
     ) -> list[tuple[float, float]]:
         """``(ts, value)`` of one series with ``since < ts <= until``, oldest first."""
+        if connection is None:
+            with self.reads.connect() as own:
+                return self.window(key, since, until, own)
         bounds = {"key": key, "since": since, "until": math.inf if until is None else until}
-        with self.reads.connect() as connection:
-            return [(ts, value) for ts, value in connection.execute(_WINDOW, bounds)]
+        return [(ts, value) for ts, value in connection.execute(_WINDOW, bounds)]
 
     def windows_by_name(self, names: Collection[str], since: float) -> RecentWindows:
         """Every series called one of ``names`` (any labels), its points since ``since``, in one

@@ -112,7 +112,11 @@ executions = Table(
     # "<incident>:<action>:<state>": a redelivered message cannot log (or do) a step twice.
     Column("idempotency_key", String(300), nullable=True, unique=True),
     Column("created_at", Float, nullable=False),
-    Index("ix_executions_action_target_state", "action", "target", "state"),
+    # The cooldown's "when did this action last run here", and the per-hour cap's count.
+    Index(
+        "ix_executions_action_target_state_created_at", "action", "target", "state", "created_at"
+    ),
+    Index("ix_executions_state_created_at", "state", "created_at"),
 )
 
 verifications = Table(
