@@ -9,6 +9,8 @@ once, in ``--rounds`` rounds of the three one after the other (load from elsewhe
 machine then falls on all three of a round; the overhead is the median of the rounds' ratios):
 
 - **bare chains/s**: ``bench.noop | bench.noop``, the cost of Celery itself;
+- **shaped chains/s**: tasks of remediate's and verify's shape with no store work
+  (``bench/noop_tasks.py``): how much of the overhead is Celery's, not the store's;
 - **remediate → verify chains/s**: each incident's fix planned, gated, claimed, applied
   (``set_control``), then verified on fresh samples (a feeder writes one every 20 ms) with no
   settle delay and a 200 ms hold window; the ratio to the bare chains is the loop's overhead;
@@ -30,6 +32,7 @@ from statistics import median
 
 import psycopg
 import redis
+from celery import chain
 
 from selfmend.config import Settings
 from selfmend.models import Sample, Severity
@@ -144,21 +147,30 @@ def fresh_postgres(url: str) -> str:
 def measure(system: System, count: int, rounds: int) -> list[dict[str, float]]:
     """Per round, seconds for ``count`` bare chains, remediate | verify chains, and
     remediations, one after the other: load from elsewhere falls on all three of a round."""
-    from bench.noop_tasks import noop
+    from bench.noop_tasks import noop, shaped_remediate, shaped_verify
     from tasks.remediate import remediate, remediation_chain
 
     baseline = noop.s().set(queue="selfmend.collect")
+    countdown = system.verifier.first_check_after
+    shaped_verify_later = shaped_verify.s().set(queue="selfmend.collect", countdown=countdown)
+
+    def shaped(incident_id: int) -> chain:
+        return shaped_remediate.s(incident_id).set(queue="selfmend.collect") | shaped_verify_later
+
     noop.apply_async(queue="selfmend.collect").get(timeout=60)  # the worker is up
     measured = []
     for round_ in range(rounds + 1):  # the first round warms the worker up, and is not counted
         first = 2 * count * round_
         bare = timed([(baseline | baseline.clone()).apply_async() for _ in range(count)])
+        shape = timed([shaped(index + 1).apply_async() for index in range(count)])
         ids = open_incidents(system, count, first)
         looped = timed([remediation_chain(incident).apply_async() for incident in ids])
         resolved = sum(str(system.store.incidents.get(i).status) == "resolved" for i in ids)
         ids = open_incidents(system, count, first + count)
         alone = timed([remediate.apply_async((incident,)) for incident in ids])
-        measured.append({"bare": bare, "looped": looped, "alone": alone, "resolved": resolved})
+        measured.append(
+            {"bare": bare, "shaped": shape, "looped": looped, "alone": alone, "resolved": resolved}
+        )
     return measured[1:]
 
 
@@ -212,12 +224,17 @@ def run(args: argparse.Namespace) -> None:
         return f"{median(each):,.0f}/s (rounds {each[0]:,.0f}-{each[-1]:,.0f})"
 
     ratios = sorted(r["looped"] / r["bare"] for r in rounds)
+    shaped = sorted(r["shaped"] / r["bare"] for r in rounds)
     print(
         f"machine: {platform.machine()}, Python {platform.python_version()}, store "
         f"{store_url.split(':')[0]}, {args.pool} pool of {args.concurrency}, "
         f"{args.rounds} rounds of {count} each"
     )
     print(f"bare chains (noop | noop): {rates('bare')}")
+    print(
+        f"shaped chains, no store work: {rates('shaped')}; {median(shaped):.2f}x the bare chain "
+        f"(rounds {shaped[0]:.2f}-{shaped[-1]:.2f})"
+    )
     print(
         f"remediate -> verify chains: {rates('looped')}; overhead {median(ratios):.2f}x the "
         f"bare chain (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}; target <= 1.5x); "
