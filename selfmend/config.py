@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         300.0,
         gt=0,
         description="A remediation held back (cooldown, cap, kill switch) is "
-        "tried again after this.",
+        "tried again after this; a lost remediate or verify is sent again this long past due.",
     )
     detectors: list[DetectorChoice] = Field(
         default_factory=list,

@@ -193,6 +193,8 @@ class System:
             self.store,
             retry_seconds=self.settings.retry_seconds,
             approval_timeout_seconds=self.settings.approval_timeout_seconds,
+            verification_seconds=self.verifier.longest_wait,
+            redelivery_seconds=self.settings.visibility_timeout_seconds,
         )
 
     def analyze(self, shard: int = 0, shards: int = 1, now: float | None = None) -> dict[str, Any]:

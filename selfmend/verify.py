@@ -78,6 +78,11 @@ class Verifier:
     def first_check_after(self) -> float:
         return self.settle_seconds + self.window_seconds
 
+    @property
+    def longest_wait(self) -> float:
+        """From the apply to the last look: the hold window, then two more waiting for samples."""
+        return self.first_check_after + 2 * self.window_seconds
+
     def verify(self, remediation: Remediation, now: float | None = None) -> Judgement | NotYet:
         now = time.time() if now is None else now
         with self.store.reading() as connection:
@@ -99,7 +104,7 @@ class Verifier:
         if incident.pattern == UNREGISTERED_TASK_PATTERN:
             return self._judge(incident, remediation, history, *self._routed(incident, start, end))
         if len(points) < self.min_samples:
-            if now < end + 2 * self.window_seconds:
+            if now < remediation.applied_at + self.longest_wait:
                 return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
             return self._judge(
                 incident,

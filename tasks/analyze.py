@@ -1,4 +1,5 @@
-"""selfmend.analyze: detectors and patterns; starts remediate | verify per new incident.
+"""selfmend.analyze: detectors and patterns; starts remediate | verify per new incident, and
+sends again what the backlog finds due.
 
 With ``series_shards`` above one, the scheduled call fans out as a group, one task per shard.
 """
@@ -7,6 +8,7 @@ from celery import group
 
 from tasks.arguments import ShardArgs, parse
 from tasks.remediate import start_remediations
+from tasks.verify import resume_verifications
 from workers import app
 from workers.runtime import system
 
@@ -19,4 +21,8 @@ def analyze(shard: int | None = None) -> dict:
         group(analyze.s(index) for index in range(shards)).apply_async()
         return {"fanned_out": shards}
     report = system().analyze(shard=args.shard or 0, shards=shards)
-    return {**report, "chains": start_remediations(report["new_incidents"] + report["due"])}
+    return {
+        **report,
+        "chains": start_remediations(report["new_incidents"] + report["due"]),
+        "verifications": resume_verifications(report["unverified"]),
+    }

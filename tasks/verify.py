@@ -16,3 +16,8 @@ def verify(self, remediation: dict) -> dict:
     if isinstance(outcome, NotYet):
         raise self.retry(countdown=outcome.retry_in)
     return outcome.as_dict()
+
+
+def resume_verifications(remediations: list[dict]) -> dict[int, str]:
+    """A verify per applied fix whose verification is overdue; its task id, by incident."""
+    return {fix["incident_id"]: verify.apply_async((fix,)).id for fix in remediations}

@@ -5,15 +5,25 @@ restart never strands one:
 - **approved**: a person approved the action it waits on;
 - **next candidate**: its fix was rolled back and verification left another candidate open;
 - **held back**: a cooldown, a cap or a kill switch skipped it ``retry_seconds`` ago;
+- **stranded**: open for ``retry_seconds`` with nothing in its log, as when its remediate
+  message was lost (a broker restarted without persistence) or failed before its first row;
+  or claimed and neither applied nor given up ``retry_seconds`` past the broker's redelivery
+  of a message whose worker died (``redelivery_seconds``): that message was lost too;
+- **unverified**: its fix applied, its verification overdue by ``retry_seconds`` (the verify
+  message was lost, or its retries ran out): verify is sent again for the applied fix;
 - an approval request nobody answered within ``approval_timeout_seconds`` is escalated.
+
+Sending either stage twice is harmless: remediate claims and verify judges by compare-and-set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.remedy.escalation import ESCALATE, escalate
+from selfmend.remedy.executor import Remediation
 from selfmend.store import Store
 from selfmend.store.executions import Execution
 from selfmend.store.incidents import Incident
@@ -25,11 +35,13 @@ ACTOR = "selfmend.backlog"
 class Due:
     approved: list[int] = field(default_factory=list)
     retried: list[int] = field(default_factory=list)
+    stranded: list[int] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
+    unverified: list[dict[str, Any]] = field(default_factory=list)  # Remediation.as_dict()s
 
     @property
     def to_remediate(self) -> list[int]:
-        return self.approved + self.retried
+        return self.approved + self.retried + self.stranded
 
 
 def request_expired(history: list[Execution], now: float, timeout: float) -> Execution | None:
@@ -40,22 +52,57 @@ def request_expired(history: list[Execution], now: float, timeout: float) -> Exe
     return requests[-1] if now - requests[-1].created_at > timeout else None
 
 
+_WAITING = (
+    IncidentStatus.OPEN,
+    IncidentStatus.AWAITING_APPROVAL,
+    IncidentStatus.REMEDIATING,
+    IncidentStatus.VERIFYING,
+)
+
+
+def _last(history: list[Execution], state: ExecutionState) -> Execution | None:
+    return next((e for e in reversed(history) if e.state is state), None)
+
+
 class Backlog:
     def __init__(
-        self, store: Store, *, retry_seconds: float, approval_timeout_seconds: float
+        self,
+        store: Store,
+        *,
+        retry_seconds: float,
+        approval_timeout_seconds: float,
+        verification_seconds: float,
+        redelivery_seconds: float,
     ) -> None:
+        """``verification_seconds``: the longest a verification may rightly take;
+        ``redelivery_seconds``: when the broker delivers again a message whose worker died."""
         self.store = store
         self.retry_seconds = retry_seconds
         self.approval_timeout_seconds = approval_timeout_seconds
+        self.verification_seconds = verification_seconds
+        self.redelivery_seconds = redelivery_seconds
 
     def sweep(self, now: float) -> Due:
         due = Due()
-        waiting = (IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL)
-        for incident in self.store.incidents.with_status(waiting):
+        for incident in self.store.incidents.with_status(_WAITING):
             history = self.store.executions.history(incident.id)
+            waited = now - incident.updated_at
             if incident.status is IncidentStatus.AWAITING_APPROVAL:
                 self._answer(incident, history, now, due)
-            elif history and self._held_back_long_enough(history[-1], now):
+            elif incident.status is IncidentStatus.REMEDIATING:
+                if waited >= self.redelivery_seconds + self.retry_seconds:
+                    due.stranded.append(incident.id)
+            elif incident.status is IncidentStatus.VERIFYING:
+                applied = _last(history, ExecutionState.APPLIED)
+                if applied and waited >= self.verification_seconds + self.retry_seconds:
+                    overdue = Remediation.already_applied(
+                        applied, "verification overdue: sent again"
+                    )
+                    due.unverified.append(overdue.as_dict())
+            elif not history:
+                if waited >= self.retry_seconds:
+                    due.stranded.append(incident.id)
+            elif self._held_back_long_enough(history[-1], now):
                 due.retried.append(incident.id)
         return due
 

@@ -53,6 +53,18 @@ class Remediation:
     def applied(self) -> bool:
         return self.decision == "applied"
 
+    @classmethod
+    def already_applied(cls, applied: Execution, reason: str) -> Remediation:
+        """The fix of an ``applied`` row, for a verify that is sent it again."""
+        return cls(
+            applied.incident_id,
+            "applied",
+            reason,
+            applied.action,
+            applied.id,
+            applied.created_at,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -184,14 +196,7 @@ class Executor:
     ) -> Remediation:
         applied = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLIED)
         if applied is not None:
-            return Remediation(
-                incident.id,
-                "applied",
-                "already applied (redelivered message)",
-                action.name,
-                applied.id,
-                applied.created_at,
-            )
+            return Remediation.already_applied(applied, "already applied (redelivered message)")
         attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)
         lost = sum(e.state is ExecutionState.RESUMED and e.action == action.name for e in history)
         if lost >= MAX_LOST_DELIVERIES:

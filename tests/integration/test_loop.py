@@ -148,6 +148,26 @@ def test_redelivery_after_claim_resumes_without_second_apply(celery_app, install
     assert states(system, incident_id).count(ExecutionState.APPLIED) == 1
 
 
+def test_analyze_sends_again_a_verification_the_broker_lost(celery_app, install):
+    """remediate ran, its verify message never arrived: the next analyze pass past the longest
+    verification (plus retry_seconds) sends verify again, and the fix is judged."""
+    system = install(retry_seconds=1)
+    incident_id = open_cache_incident(system)
+    applied = celery_app.send_task("selfmend.remediate", (incident_id,)).get(timeout=10)
+    assert applied["decision"] == "applied"
+
+    def resent():
+        report = celery_app.send_task("selfmend.analyze").get(timeout=10)
+        return report["verifications"].get(str(incident_id))
+
+    verify_id = wait_for(resent, timeout=system.verifier.longest_wait + 20, every=0.5)
+    judged = AsyncResult(verify_id, app=celery_app).get(timeout=30)
+
+    assert judged["verdict"] == "not_fixed"  # no fresh sample arrived to show it fixed
+    assert system.store.incidents.get(incident_id).status is not IncidentStatus.VERIFYING
+    assert len(system.store.outcomes.confidence()) == 1
+
+
 def test_kill_switch_on_applies_nothing(celery_app, install):
     system = install()
     system.store.controls.set_kill_switch(True, actor="test", reason="freeze")

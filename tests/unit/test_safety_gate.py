@@ -13,6 +13,7 @@ from selfmend.errors import InvalidInput
 from selfmend.models import ExecutionState, IncidentStatus, Risk, Severity
 from selfmend.remedy.approvals import approve
 from selfmend.remedy.base import Plan
+from selfmend.remedy.executor import Remediation
 from selfmend.system import System
 
 
@@ -164,7 +165,8 @@ class DiesApplying:
         return {"changed": False}
 
 
-def test_an_apply_that_kills_its_worker_is_escalated_after_three_lost_deliveries(tmp_path):
+def deadly_system(tmp_path, **settings) -> System:
+    """A system whose one pattern's fix kills the worker applying it."""
     deadly = Pattern(
         name="deadly",
         condition=PATTERNS[0].condition,
@@ -172,8 +174,12 @@ def test_an_apply_that_kills_its_worker_is_escalated_after_three_lost_deliveries
         actions=(ActionSpec(name="dies_applying"),),
         why="test",
     )
-    settings = Settings(home=tmp_path, mode="auto", cooldown_seconds=0)
-    system = System.from_settings(settings, patterns=(deadly,), action_factories=(DiesApplying,))
+    settings = Settings(home=tmp_path, mode="auto", cooldown_seconds=0, **settings)
+    return System.from_settings(settings, patterns=(deadly,), action_factories=(DiesApplying,))
+
+
+def test_an_apply_that_kills_its_worker_is_escalated_after_three_lost_deliveries(tmp_path):
+    system = deadly_system(tmp_path)
     incident_id = open_incident(system, "deadly")
 
     for _ in range(4):  # the first delivery and three redeliveries, each worker lost
@@ -184,3 +190,61 @@ def test_an_apply_that_kills_its_worker_is_escalated_after_three_lost_deliveries
     assert escalated.decision == "escalated"
     assert "was lost 4 times" in escalated.reason
     assert len(reasons(system, incident_id, ExecutionState.RESUMED)) == 3
+
+
+def test_an_incident_whose_remediate_message_was_lost_is_sent_again(tmp_path):
+    system = build(tmp_path)
+    stranded = open_incident(system, "fault_0")  # analyze sent remediate; the broker lost it
+    waiting = open_incident(system, "fault_1")
+    system.store.executions.record(
+        incident_id=waiting,
+        action="set_control",
+        target="fault_1",
+        state=ExecutionState.SKIPPED,
+        risk=Risk.LOW,
+        actor="test",
+        reason="cooldown",
+        once=False,
+    )
+
+    assert system.backlog.sweep(time.time()).stranded == []  # its message may still be queued
+    due = system.backlog.sweep(time.time() + 61)
+
+    assert due.stranded == [stranded]  # the held-back one is the retry rule's, not this one's
+    assert due.retried == [waiting]
+    assert set(due.to_remediate) == {stranded, waiting}  # what analyze sends remediate for
+    assert system.executor.remediate(stranded).decision == "applied"
+    assert system.backlog.sweep(time.time() + 61).stranded == []
+
+
+def test_an_applied_fix_whose_verification_was_lost_is_verified_again(tmp_path):
+    system = build(tmp_path, settle_seconds=1, verify_window_seconds=2, verify_min_samples=1)
+    incident_id = open_incident(system, "fault_0")
+    applied = system.executor.remediate(incident_id)  # the verify message is then lost
+    overdue = applied.applied_at + system.verifier.longest_wait + 60
+
+    assert system.verifier.longest_wait == 1 + 3 * 2
+    assert system.backlog.sweep(overdue - 1).unverified == []  # it may still be verifying
+    [sent_again] = system.backlog.sweep(overdue + 1).unverified
+
+    assert sent_again["execution_id"] == applied.execution_id
+    assert sent_again["applied_at"] == applied.applied_at
+    judged = system.verifier.verify(Remediation(**sent_again), now=overdue + 1)
+    assert judged.verdict == "not_fixed"  # no sample came, so nothing shows it fixed
+    assert system.store.incidents.get(incident_id).status is not IncidentStatus.VERIFYING
+    assert system.backlog.sweep(overdue + 1).unverified == []
+
+
+def test_a_claimed_incident_whose_message_was_lost_resumes_after_the_redelivery_time(tmp_path):
+    system = deadly_system(tmp_path, retry_seconds=60)
+    incident_id = open_incident(system, "deadly")
+    with pytest.raises(SystemExit):  # claimed, then the worker died; its message is lost too
+        system.executor.remediate(incident_id)
+    redelivered = time.time() + system.settings.visibility_timeout_seconds
+
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.REMEDIATING
+    assert system.backlog.sweep(redelivered).stranded == []  # the broker's redelivery comes first
+    assert system.backlog.sweep(redelivered + 61).stranded == [incident_id]
+    with pytest.raises(SystemExit):
+        system.executor.remediate(incident_id)  # resumed from the claim, not claimed again
+    assert len(reasons(system, incident_id, ExecutionState.RESUMED)) == 1
