@@ -29,7 +29,7 @@ class Store:
         self.controls = ControlStore(engine)
         self.outcomes = OutcomeStore(engine)
         self.gate = GateReads(engine)
-        self.claims = Claims(engine, self.incidents, self.executions)
+        self.claims = Claims(engine, self.executions)
         self.notifications = NotificationStore(engine)
         self.leases = LeaseStore(engine)
         self.schema_versions = SchemaVersionStore(engine)

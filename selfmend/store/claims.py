@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, or_, select, text
+from sqlalchemy import Engine, Update, bindparam, func, or_, select, text
 
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.store.executions import Execution, ExecutionLog, row_values
-from selfmend.store.incidents import IncidentStore
+from selfmend.store.incidents import move_statement, statuses
 from selfmend.store.tables import executions, incidents
 
 IN_FLIGHT = (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING)
@@ -46,12 +47,13 @@ class _HeldBack(Exception):
         self.claim = claim
 
 
-# Built once, as every remediation runs them.
+# What the caps count, read by the statement that takes the incident: on PostgreSQL after the
+# advisory lock, on SQLite under the write lock the update holds.
 _IN_FLIGHT = (
     select(func.count())
     .select_from(incidents)
     .where(
-        incidents.c.id != bindparam("id"),
+        incidents.c.id != bindparam("incident_id"),
         or_(*(incidents.c.status == str(status) for status in IN_FLIGHT)),
     )
     .scalar_subquery()
@@ -65,13 +67,17 @@ _STARTED = (
     )
     .scalar_subquery()
 )
-_COUNTED = select(_IN_FLIGHT, _STARTED)
+
+
+@cache
+def _take_and_count(startable: tuple[str, ...]) -> Update:
+    """Move the incident to remediating, returning the counts: one statement, not two."""
+    return move_statement(startable, closing=False).returning(_IN_FLIGHT, _STARTED)
 
 
 class Claims:
-    def __init__(self, engine: Engine, incidents: IncidentStore, executions: ExecutionLog) -> None:
+    def __init__(self, engine: Engine, executions: ExecutionLog) -> None:
         self.engine = engine
-        self.incidents = incidents
         self.executions = executions
         self._postgres = engine.dialect.name == "postgresql"
 
@@ -93,12 +99,19 @@ class Claims:
                     connection.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK}
                     )
-                taken = self.incidents.advance(
-                    incident_id, startable, IncidentStatus.REMEDIATING, connection
-                )
-                if not taken:
+                now = time.time()
+                counted = connection.execute(
+                    _take_and_count(statuses(startable)),
+                    {
+                        "incident_id": incident_id,
+                        "to": str(IncidentStatus.REMEDIATING),
+                        "now": now,
+                        "hour_ago": now - HOUR,
+                    },
+                ).first()
+                if counted is None:  # not in a startable status: another delivery moved it
                     raise _HeldBack(Claim())
-                capped = self._capped(connection, incident_id, caps)
+                capped = _capped(*counted, caps)
                 if capped is not None:
                     raise _HeldBack(Claim(capped=capped))
                 if logged_first is not None:
@@ -110,18 +123,16 @@ class Claims:
             return held.claim
         return Claim(execution)
 
-    def _capped(self, connection: Any, incident_id: int, caps: Caps) -> str | None:
-        in_flight_now, started_this_hour = connection.execute(
-            _COUNTED, {"id": incident_id, "hour_ago": time.time() - HOUR}
-        ).one()
-        if in_flight_now >= caps.concurrent:
-            return (
-                f"cap: {in_flight_now} other remediations in flight "
-                f"(SELFMEND_MAX_CONCURRENT_REMEDIATIONS={caps.concurrent})"
-            )
-        if started_this_hour >= caps.per_hour:
-            return (
-                f"cap: {started_this_hour} actions applied in the last hour "
-                f"(SELFMEND_MAX_ACTIONS_PER_HOUR={caps.per_hour})"
-            )
-        return None
+
+def _capped(in_flight_now: int, started_this_hour: int, caps: Caps) -> str | None:
+    if in_flight_now >= caps.concurrent:
+        return (
+            f"cap: {in_flight_now} other remediations in flight "
+            f"(SELFMEND_MAX_CONCURRENT_REMEDIATIONS={caps.concurrent})"
+        )
+    if started_this_hour >= caps.per_hour:
+        return (
+            f"cap: {started_this_hour} actions applied in the last hour "
+            f"(SELFMEND_MAX_ACTIONS_PER_HOUR={caps.per_hour})"
+        )
+    return None

@@ -53,8 +53,13 @@ class Incident:
 _BY_ID = select(incidents).where(incidents.c.id == bindparam("id"))
 
 
+def statuses(expected: Iterable[IncidentStatus]) -> tuple[str, ...]:
+    """``expected`` as ``move_statement``'s cache key: one order for one set."""
+    return tuple(sorted(str(status) for status in expected))
+
+
 @cache
-def _move(expected: tuple[str, ...], closing: bool) -> Update:
+def move_statement(expected: tuple[str, ...], closing: bool) -> Update:
     """The compare-and-set from one set of statuses, built once per set. The statuses are
     equalities, not an expanding IN, which SQLAlchemy renders anew at every execution: 20 µs of
     a 60 µs update on SQLite."""
@@ -180,7 +185,7 @@ class IncidentStore:
         if connection is None:
             with self.engine.begin() as own:
                 return self.advance(incident_id, expected, status, own)
-        statement = _move(tuple(sorted(str(s) for s in expected)), status.closed)
+        statement = move_statement(statuses(expected), status.closed)
         result = connection.execute(
             statement, {"incident_id": incident_id, "to": str(status), "now": time.time()}
         )
