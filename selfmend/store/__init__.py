@@ -45,7 +45,7 @@ class Store:
 
     def reading(self) -> Connection:
         """One connection for reads in a row: a checkout from the pool costs about what a short
-        read does, and the remediate and verify stages read three things per incident."""
+        read does, and the remediate and verify stages read two or three things per incident."""
         return reads(self.engine).connect()
 
     def close(self) -> None:
