@@ -27,12 +27,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import psycopg
 import redis
-from celery import chain
+from celery import Signature, chain
 
 from selfmend.config import Settings
 from selfmend.models import Sample, Severity
@@ -129,6 +131,26 @@ def timed(results: list, timeout: float = 600) -> float:
     return time.perf_counter() - began
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time so far of process ``pid`` and its live descendants (a prefork pool's children),
+    read from ``/proc``: Linux only, 0 elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        process = int(stat.parent.name)
+        parents[process] = int(fields[1])
+        used[process] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grown = {pid}, True
+    while grown:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree, grown = tree | more, bool(more)
+    return sum(used.get(process, 0.0) for process in tree)
+
+
 def feed(system: System, stop: threading.Event) -> None:
     """Fresh, healthy samples every 20 ms (ten in each 200 ms hold window), what verification
     judges the fixes on: far more often than an application reports, few enough that the
@@ -144,9 +166,20 @@ def fresh_postgres(url: str) -> str:
     return f"{url}/selfmend_bench_remedy"
 
 
-def measure(system: System, count: int, rounds: int) -> list[dict[str, float]]:
-    """Per round, seconds for ``count`` bare chains, remediate | verify chains, and
-    remediations, one after the other: load from elsewhere falls on all three of a round."""
+def run_phase(
+    worker: int, signature: Callable[[Any], Signature], items: Iterable[Any]
+) -> tuple[float, float]:
+    """Seconds until ``signature(item)`` is done for every item, sent at once, and the
+    ``worker``'s CPU seconds from the first send to the last result."""
+    used = cpu_seconds(worker)
+    seconds = timed([signature(item).apply_async() for item in items])
+    return seconds, cpu_seconds(worker) - used
+
+
+def measure(system: System, count: int, rounds: int, worker: int) -> list[dict[str, float]]:
+    """Per round, seconds for ``count`` bare chains, shaped chains, remediate | verify chains
+    and remediations, one after the other (load from elsewhere falls on all of a round), and
+    the ``worker`` process's CPU seconds for each (``cpu_<phase>``)."""
     from bench.noop_tasks import noop, shaped_remediate, shaped_verify
     from tasks.remediate import remediate, remediation_chain
 
@@ -161,15 +194,20 @@ def measure(system: System, count: int, rounds: int) -> list[dict[str, float]]:
     measured = []
     for round_ in range(rounds + 1):  # the first round warms the worker up, and is not counted
         first = 2 * count * round_
-        bare = timed([(baseline | baseline.clone()).apply_async() for _ in range(count)])
-        shape = timed([shaped(index + 1).apply_async() for index in range(count)])
+        bare = run_phase(worker, lambda _: baseline | baseline.clone(), range(count))
+        shape = run_phase(worker, shaped, range(1, count + 1))
         ids = open_incidents(system, count, first)
-        looped = timed([remediation_chain(incident).apply_async() for incident in ids])
+        looped = run_phase(worker, remediation_chain, ids)
         resolved = sum(str(system.store.incidents.get(i).status) == "resolved" for i in ids)
         ids = open_incidents(system, count, first + count)
-        alone = timed([remediate.apply_async((incident,)) for incident in ids])
+        alone = run_phase(worker, remediate.s, ids)
+        phases = {"bare": bare, "shaped": shape, "looped": looped, "alone": alone}
         measured.append(
-            {"bare": bare, "shaped": shape, "looped": looped, "alone": alone, "resolved": resolved}
+            {
+                **{name: seconds for name, (seconds, _) in phases.items()},
+                **{f"cpu_{name}": cpu for name, (_, cpu) in phases.items()},
+                "resolved": resolved,
+            }
         )
     return measured[1:]
 
@@ -212,7 +250,7 @@ def run(args: argparse.Namespace) -> None:
     stop = threading.Event()
     threading.Thread(target=feed, args=(system, stop), daemon=True).start()
     try:
-        rounds = measure(system, args.incidents, args.rounds)
+        rounds = measure(system, args.incidents, args.rounds, worker.pid)
     finally:
         stop.set()
         worker.terminate()
@@ -241,6 +279,14 @@ def run(args: argparse.Namespace) -> None:
         f"{sum(r['resolved'] for r in rounds):.0f} of {count * args.rounds} verified fixed"
     )
     print(f"incidents remediated: {rates('alone')} (target >= 200)")
+
+    def cpu(phase: str) -> str:
+        return f"{1000 * median(r[f'cpu_{phase}'] for r in rounds) / count:.2f} ms"
+
+    print(
+        f"worker CPU per item: bare chain {cpu('bare')}, shaped chain {cpu('shaped')}, "
+        f"remediate -> verify {cpu('looped')}, remediation {cpu('alone')}"
+    )
 
 
 if __name__ == "__main__":
