@@ -4,9 +4,12 @@
                                 [--pool threads|prefork] [--postgres URL] [--redis URL]
 
 One ``celery -A workers worker`` process (a thread pool by default) consumes the remediate
-and verify queues and the baseline's queue. Three figures, each over ``--incidents`` sent at
-once, in ``--rounds`` rounds of the three one after the other (load from elsewhere on the
-machine then falls on all three of a round; the overhead is the median of the rounds' ratios):
+and verify queues and the baseline's queue. Four figures, each over ``--incidents`` sent at
+once, in ``--rounds`` rounds of the four one after the other (load from elsewhere on the
+machine then falls on all of a round; the overhead is the median of the rounds' ratios). Each
+phase's clock starts at its first send and stops at its last result: the worker consumes while
+the bench is still sending, so sending belongs inside the clock, or the rates would exceed what
+the CPU allows.
 
 - **bare chains/s**: ``bench.noop | bench.noop``, the cost of Celery itself;
 - **shaped chains/s**: tasks of remediate's and verify's shape with no store work
@@ -15,6 +18,11 @@ machine then falls on all three of a round; the overhead is the median of the ro
   (``set_control``), then verified on fresh samples (a feeder writes one every 20 ms) with no
   settle delay and a 200 ms hold window; the ratio to the bare chains is the loop's overhead;
 - **incidents remediated/s**: remediate alone.
+
+The last lines check the figures against the machine: each phase's rate times the worker's CPU
+per item (from ``/proc``, a prefork pool's children included) is the cores the worker kept
+busy, and with the bench's own CPU (sending, polling results, the feeder) it must fit the
+machine's cores; a phase that does not fit is flagged, as its clock cannot be right.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 SERIES = "bench.errors"
 WORKER_QUEUES = "selfmend.remediate,selfmend.verify,selfmend.collect"
 RUN_LOCK = "bench.remediation.running"
+BROKER_DB, RESULTS_DB = 4, 5
+DATABASE = "selfmend_h_bench"
 
 
 def patterns_file(folder: Path, count: int) -> Path:
@@ -70,8 +80,8 @@ def settings_for(folder: Path, store_url: str, redis_url: str, count: int) -> Se
     return Settings(
         home=folder,
         store_url=store_url,
-        broker_url=f"{redis_url}/6",
-        result_backend=f"{redis_url}/5",
+        broker_url=f"{redis_url}/{BROKER_DB}",
+        result_backend=f"{redis_url}/{RESULTS_DB}",
         mode="auto",
         cooldown_seconds=0,
         settle_seconds=0,
@@ -115,20 +125,18 @@ def open_incidents(system: System, count: int, first: int) -> list[int]:
     ]
 
 
-def timed(results: list, timeout: float = 600) -> float:
-    """Seconds until every result is ready, read from the result backend in the order sent.
+def wait_all(results: list, timeout: float = 600) -> None:
+    """Return once every result is ready, read from the result backend in the order sent.
 
     Not ``result.get()``: on the Redis backend a result whose notification was published before
     the waiting subscription took it (it happened about once in a dozen runs, to the bare noop
     chains as much as to selfmend's) waited forever; the stored state is always there."""
-    began = time.perf_counter()
-    deadline = began + timeout
+    deadline = time.perf_counter() + timeout
     for result in results:
         while not result.ready():
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"task {result.id} not done after {timeout:g} s")
             time.sleep(0.002)
-    return time.perf_counter() - began
 
 
 def cpu_seconds(pid: int) -> float:
@@ -161,25 +169,30 @@ def feed(system: System, stop: threading.Event) -> None:
 
 def fresh_postgres(url: str) -> str:
     with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS selfmend_bench_remedy WITH (FORCE)")
-        connection.execute("CREATE DATABASE selfmend_bench_remedy")
-    return f"{url}/selfmend_bench_remedy"
+        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {DATABASE}")
+    return f"{url}/{DATABASE}"
 
 
 def run_phase(
     worker: int, signature: Callable[[Any], Signature], items: Iterable[Any]
-) -> tuple[float, float]:
-    """Seconds until ``signature(item)`` is done for every item, sent at once, and the
-    ``worker``'s CPU seconds from the first send to the last result."""
-    used = cpu_seconds(worker)
-    seconds = timed([signature(item).apply_async() for item in items])
-    return seconds, cpu_seconds(worker) - used
+) -> tuple[float, float, float]:
+    """Seconds from the first send of ``signature(item)`` to the last item done, the
+    ``worker``'s CPU seconds in that time, and this process's (sending and polling; the feeder
+    thread's too)."""
+    signatures = [signature(item) for item in items]  # built before the clock: not sending
+    used, own = cpu_seconds(worker), time.process_time()
+    began = time.perf_counter()
+    wait_all([each.apply_async() for each in signatures])
+    seconds = time.perf_counter() - began
+    return seconds, cpu_seconds(worker) - used, time.process_time() - own
 
 
 def measure(system: System, count: int, rounds: int, worker: int) -> list[dict[str, float]]:
     """Per round, seconds for ``count`` bare chains, shaped chains, remediate | verify chains
-    and remediations, one after the other (load from elsewhere falls on all of a round), and
-    the ``worker`` process's CPU seconds for each (``cpu_<phase>``)."""
+    and remediations, one after the other (load from elsewhere falls on all of a round), the
+    ``worker`` process's CPU seconds for each (``cpu_<phase>``) and this process's
+    (``bench_<phase>``)."""
     from bench.noop_tasks import noop, shaped_remediate, shaped_verify
     from tasks.remediate import remediate, remediation_chain
 
@@ -204,8 +217,9 @@ def measure(system: System, count: int, rounds: int, worker: int) -> list[dict[s
         phases = {"bare": bare, "shaped": shape, "looped": looped, "alone": alone}
         measured.append(
             {
-                **{name: seconds for name, (seconds, _) in phases.items()},
-                **{f"cpu_{name}": cpu for name, (_, cpu) in phases.items()},
+                **{name: seconds for name, (seconds, _, _) in phases.items()},
+                **{f"cpu_{name}": cpu for name, (_, cpu, _) in phases.items()},
+                **{f"bench_{name}": own for name, (_, _, own) in phases.items()},
                 "resolved": resolved,
             }
         )
@@ -221,12 +235,12 @@ def main() -> None:
     parser.add_argument("--postgres", help="the store on PostgreSQL, e.g. postgresql://...:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = parser.parse_args()
-    broker = redis.Redis.from_url(f"{args.redis}/6")
+    broker = redis.Redis.from_url(f"{args.redis}/{BROKER_DB}")
     # Two runs at once would take each other's tasks, results and database.
     if not broker.set(RUN_LOCK, os.getpid(), nx=True, ex=3600):
         raise SystemExit(f"another bench.remediation (pid {broker.get(RUN_LOCK)}) uses this Redis")
     try:
-        redis.Redis.from_url(f"{args.redis}/5").flushdb()
+        redis.Redis.from_url(f"{args.redis}/{RESULTS_DB}").flushdb()
         for key in broker.scan_iter():  # the last run's queues and messages, not the lock
             if key != RUN_LOCK.encode():
                 broker.delete(key)
@@ -287,6 +301,40 @@ def run(args: argparse.Namespace) -> None:
         f"worker CPU per item: bare chain {cpu('bare')}, shaped chain {cpu('shaped')}, "
         f"remediate -> verify {cpu('looped')}, remediation {cpu('alone')}"
     )
+    for line in cores_check(rounds, count):
+        print(line)
+
+
+PHASES = {
+    "bare": "bare chains",
+    "shaped": "shaped chains",
+    "looped": "remediate -> verify",
+    "alone": "remediations",
+}
+
+
+def cores_check(rounds: list[dict[str, float]], count: int) -> list[str]:
+    """Per phase, rate x worker CPU per item (the worker's cores kept busy), plus this
+    process's cores, against the machine's: a figure that needs more cores than there are was
+    timed wrong."""
+    cores = os.cpu_count() or 1
+    lines, misfits = [], []
+    for phase, name in PHASES.items():
+        rate = median(count / r[phase] for r in rounds)
+        per_item = median(r[f"cpu_{phase}"] for r in rounds) / count
+        own = median(r[f"bench_{phase}"] / r[phase] for r in rounds)
+        worst = max((r[f"cpu_{phase}"] + r[f"bench_{phase}"]) / r[phase] for r in rounds)
+        busy = rate * per_item
+        fits = busy + own <= cores and worst <= cores
+        if not fits:
+            misfits.append(name)
+        lines.append(
+            f"cores check, {name}: {rate:,.0f}/s x {1000 * per_item:.2f} ms = {busy:.2f} "
+            f"worker cores + {own:.2f} bench = {busy + own:.2f} of {cores} "
+            f"(busiest round {worst:.2f}): {'fits' if fits else 'DOES NOT FIT, figure suspect'}"
+        )
+    verdict = "every figure fits" if not misfits else f"suspect: {', '.join(misfits)}"
+    return [*lines, f"cores check: {verdict}"]
 
 
 if __name__ == "__main__":
