@@ -8,10 +8,8 @@ the shared server, restarted with ``pg_ctlcluster`` in fast mode.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +31,7 @@ from selfmend.store.tables import samples, series
 from selfmend.system import System
 
 from .conftest import POSTGRES, REDIS, wait_for
+from .private_redis import PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -41,46 +40,11 @@ DATABASE = "selfmend_reliability_test"
 PUSHED = "shop.order_total"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, persisting to an append-only file."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self) -> None:
-        subprocess.run(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize",
-             "yes", "--dir", str(self.folder), "--appendonly", "yes", "--save", "",
-             "--logfile", str(self.folder / "redis.log")],
-            check=True,
-        )  # fmt: skip
-        wait_for(self.answers, timeout=10, every=0.1)
-
-    def answers(self) -> bool:
-        try:
-            return redis.Redis.from_url(self.url, socket_timeout=1).ping()
-        except redis.ConnectionError:
-            return False
-
-    def restart(self, down_for: float) -> None:
-        """SHUTDOWN writes the append-only file, as a restart by a supervisor does."""
-        with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it goes
-            redis.Redis.from_url(self.url).shutdown()
-        wait_for(lambda: not self.answers(), timeout=10, every=0.1)
-        time.sleep(down_for)
-        self.start()
-
-    def stop(self) -> None:
-        with contextlib.suppress(redis.ConnectionError):
-            redis.Redis.from_url(self.url).shutdown(nosave=True)
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -89,13 +53,6 @@ def store_url():
         connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {DATABASE}")
     return f"{POSTGRES}/{DATABASE}"
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
-    yield server
-    server.stop()
 
 
 def stored(system: System) -> tuple[int, int]:
