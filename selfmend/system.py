@@ -97,7 +97,7 @@ class System:
         parts.setdefault("patterns", with_user_patterns(BUILTIN_PATTERNS, user))
         system = cls(settings, Store.from_url(settings.resolved_store_url), **parts)
         system.pull_collectors = system._pull_collectors()
-        known = system.catalogue.names()
+        known = system.catalogue.params_models()
         check_actions(user, known, source=str(settings.patterns_file))
         check_actions(system.patterns, known, source="patterns in use")
         return system

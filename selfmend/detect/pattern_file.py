@@ -2,17 +2,18 @@
 
 The built-in catalogue and the user's patterns file are read by the same code, so both pass the
 same checks, and the first error names the file, the pattern (by name, else by index) and the
-field. Which actions exist is for the running system to say, so it calls ``check_actions``.
+field. Which actions exist, and which parameters each takes, is for the running system to say,
+so it calls ``check_actions`` with its catalogue's parameter models.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from selfmend.detect.patterns import CONDITION_TAGS, Pattern
@@ -25,6 +26,11 @@ def read_patterns(path: Path) -> tuple[Pattern, ...]:
     """The patterns of a TOML file, in the file's order."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            f"{path}: is not a text file: byte {error.object[error.start]:#04x} at offset "
+            f"{error.start} is not UTF-8; a patterns file is UTF-8 TOML"
+        ) from None
     except OSError as error:
         raise ConfigurationError(
             f"{path}: cannot read the patterns file: {error.strerror}"
@@ -49,16 +55,38 @@ def parse_patterns(document: dict[str, Any], source: str) -> tuple[Pattern, ...]
     return patterns
 
 
-def check_actions(patterns: Iterable[Pattern], known: Collection[str], source: str) -> None:
-    """Refuse a pattern whose action is not one of ``known``, naming both and the known ones."""
+def check_actions(
+    patterns: Iterable[Pattern], actions: Mapping[str, type[BaseModel] | None], source: str
+) -> None:
+    """Refuse a pattern whose action is not one of ``actions`` (name → its parameter model, or
+    None for an action that declares none), or that gives a parameter its action does not take,
+    naming the place and what is allowed."""
     for pattern in patterns:
         for index, action in enumerate(pattern.actions):
-            if action.name not in known:
-                field = "action" if len(pattern.actions) == 1 else f"actions[{index}]"
+            field = "action" if len(pattern.actions) == 1 else f"actions[{index}]"
+            where = f"{source}: pattern {pattern.name!r}: {field}"
+            if action.name not in actions:
                 raise ConfigurationError(
-                    f"{source}: pattern {pattern.name!r}: {field}.name: unknown action "
-                    f"{action.name!r}; known actions: {', '.join(sorted(known))}"
+                    f"{where}.name: unknown action {action.name!r}; known actions: "
+                    f"{', '.join(sorted(actions))}"
                 )
+            _check_params(action.name, action.params, actions[action.name], where)
+
+
+def _check_params(
+    action: str, params: Mapping[str, Any], model: type[BaseModel] | None, where: str
+) -> None:
+    if model is None:
+        return
+    allowed = set(model.model_fields) | {
+        info.alias for info in model.model_fields.values() if info.alias
+    }
+    for name in params:
+        if name not in allowed:
+            raise ConfigurationError(
+                f"{where}.params.{name}: is not a parameter of {action}; allowed: "
+                f"{', '.join(sorted(allowed))}"
+            )
 
 
 def _pattern(entry: Any, index: int, source: str) -> Pattern:

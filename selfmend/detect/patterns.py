@@ -77,7 +77,12 @@ class MetricCondition(_Strict):
     series: str = Field(min_length=1, description="Series name; any labels unless filtered.")
     labels: dict[str, str] = Field(default_factory=dict)
     aggregate: Aggregate
-    window: float = Field(gt=0, strict=True, description="Seconds of samples the aggregate reads.")
+    window: float = Field(
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Seconds of samples the aggregate reads.",
+    )
     op: Comparison
     threshold: float = Field(strict=True, allow_inf_nan=False)
 
@@ -176,7 +181,7 @@ class LogCondition(_Strict):
     kind: Literal["log"]
     regex: str = Field(min_length=1)
     level: str = "ERROR"
-    window: float = Field(gt=0, strict=True)
+    window: float = Field(gt=0, strict=True, allow_inf_nan=False)
 
     @field_validator("regex")
     @classmethod

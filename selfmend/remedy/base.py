@@ -3,6 +3,8 @@
 ``plan`` validates the parameters, reads the current state and records how to undo; ``apply``
 first checks whether the change is already in place, so a redelivered message is harmless;
 ``rollback`` restores what ``plan`` recorded. Errors are ``ActionError`` with a stable code.
+An action may name its pydantic parameter model as ``params_model``: a pattern that gives it a
+parameter the model does not have is then refused when the patterns load, not mid-incident.
 """
 
 from __future__ import annotations

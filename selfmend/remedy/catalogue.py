@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pydantic import BaseModel
+
 from selfmend.errors import ConfigurationError
 from selfmend.remedy.base import Action
 
@@ -29,3 +31,10 @@ class Catalogue:
 
     def names(self) -> list[str]:
         return sorted(self._actions)
+
+    def params_models(self) -> dict[str, type[BaseModel] | None]:
+        """Each action's parameter model (``params_model``), or None for an action that declares
+        none: what a pattern's ``params`` are checked against when the patterns load."""
+        return {
+            name: getattr(action, "params_model", None) for name, action in self._actions.items()
+        }

@@ -186,3 +186,61 @@ def test_selfmend_patterns_shows_the_patterns_in_use_and_refuses_a_bad_file(tmp_
     refused = CliRunner().invoke(cli, ["patterns"])
     assert isinstance(refused.exception, ConfigurationError)
     assert "condition.aggregate" in str(refused.exception)
+
+
+@pytest.mark.parametrize("window", ["inf", "-inf", "nan", "0"])
+def test_a_window_that_is_not_a_positive_finite_number_is_refused(tmp_path, window):
+    message = refusal(tmp_path, ORDERS_STUCK.replace("window = 60", f"window = {window}"))
+    assert message.startswith("pattern 'orders_stuck' (patterns[0]): condition.window: ")
+    assert "finite number" in message or "greater than 0" in message
+
+
+def test_a_log_window_that_is_infinite_is_refused(tmp_path):
+    text = """
+[[patterns]]
+name = "panics"
+severity = "high"
+condition = { kind = "log", regex = "panic", window = inf }
+why = "look at it"
+"""
+    message = refusal(tmp_path, text)
+    assert message.startswith("pattern 'panics' (patterns[0]): condition.window: ")
+    assert "finite number" in message
+
+
+def test_a_binary_patterns_file_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "patterns.toml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(ConfigurationError) as raised:
+        read_patterns(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: is not a text file")
+    assert "UTF-8" in message and "\n" not in message
+
+
+def test_a_misspelt_action_parameter_is_refused_at_start_naming_the_allowed_ones(tmp_path):
+    text = ORDERS_STUCK + (
+        'action = { name = "set_control", params = { key = "shop.pause", valeu = true } }\n'
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        system_with(tmp_path, text)
+    assert str(raised.value) == (
+        f"{tmp_path / 'patterns.toml'}: pattern 'orders_stuck': action.params.valeu: is not a "
+        "parameter of set_control; allowed: delta, key, max_step, maximum, minimum, value"
+    )
+
+
+def test_a_misspelt_parameter_of_a_second_candidate_names_its_place(tmp_path):
+    text = ORDERS_STUCK + (
+        'actions = [{ name = "set_control", params = { key = "shop.pause", value = true } },\n'
+        '           { name = "feature_flag", params = { name = "checkout", percnt = 5 } }]\n'
+    )
+    with pytest.raises(ConfigurationError, match=r"actions\[1\]\.params\.percnt: is not a param"):
+        system_with(tmp_path, text)
+
+
+def test_the_built_in_patterns_name_only_parameters_their_actions_take(tmp_path):
+    system = System.from_settings(Settings(home=tmp_path))
+    models = system.catalogue.params_models()
+    assert set(models) >= {"set_control", "cache_ttl", "pg_create_index", "pg_cancel_queries"}
+    assert all(model is not None for name, model in models.items())

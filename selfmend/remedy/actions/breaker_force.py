@@ -32,6 +32,7 @@ class BreakerForceParams(BaseModel):
 
 class BreakerForce:
     name = "breaker_force"
+    params_model = BreakerForceParams
     risk = Risk.MEDIUM
     reversible = True
 

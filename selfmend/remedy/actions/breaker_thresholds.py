@@ -44,6 +44,7 @@ class BreakerThresholdsParams(BaseModel):
 
 class BreakerThresholds:
     name = "breaker_thresholds"
+    params_model = BreakerThresholdsParams
     risk = Risk.LOW
     reversible = True
 

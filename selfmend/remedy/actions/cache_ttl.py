@@ -34,6 +34,7 @@ class CacheTTLParams(BaseModel):
 
 class CacheTTL:
     name = "cache_ttl"
+    params_model = CacheTTLParams
     risk = Risk.MEDIUM
     reversible = True
 

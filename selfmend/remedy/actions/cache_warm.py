@@ -44,6 +44,7 @@ class CacheWarmParams(BaseModel):
 
 class CacheWarm:
     name = "cache_warm"
+    params_model = CacheWarmParams
     risk = Risk.LOW
     reversible = True
 

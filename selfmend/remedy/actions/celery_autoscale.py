@@ -35,6 +35,7 @@ class AutoscaleParams(BaseModel):
 
 class CeleryAutoscale:
     name = "celery_autoscale"
+    params_model = AutoscaleParams
     risk = Risk.MEDIUM
     reversible = True
 

@@ -35,6 +35,7 @@ class CeleryPoolParams(BaseModel):
 
 class CeleryPool:
     name = "celery_pool"
+    params_model = CeleryPoolParams
     risk = Risk.MEDIUM
     reversible = True
 

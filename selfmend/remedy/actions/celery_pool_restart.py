@@ -26,6 +26,7 @@ class PoolRestartParams(BaseModel):
 
 class CeleryPoolRestart:
     name = "celery_pool_restart"
+    params_model = PoolRestartParams
     risk = Risk.MEDIUM
     reversible = False
 

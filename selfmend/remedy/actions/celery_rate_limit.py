@@ -28,6 +28,7 @@ class RateLimitParams(BaseModel):
 
 class CeleryRateLimit:
     name = "celery_rate_limit"
+    params_model = RateLimitParams
     risk = Risk.MEDIUM
     reversible = True
 

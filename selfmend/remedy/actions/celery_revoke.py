@@ -31,6 +31,7 @@ class RevokeParams(BaseModel):
 
 class CeleryRevokeStuck:
     name = "celery_revoke_stuck"
+    params_model = RevokeParams
     risk = Risk.MEDIUM
     reversible = False
 

@@ -30,6 +30,7 @@ class FeatureFlagParams(BaseModel):
 
 class FeatureFlag:
     name = "feature_flag"
+    params_model = FeatureFlagParams
     risk = Risk.MEDIUM
     reversible = True
 

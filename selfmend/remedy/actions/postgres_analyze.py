@@ -48,6 +48,7 @@ def checked_table(connection: Connection, action: str, params: TableParams) -> s
 
 class PgAnalyze:
     name = "pg_analyze"
+    params_model = TableParams
     risk = Risk.LOW
     reversible = False
 

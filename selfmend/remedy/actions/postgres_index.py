@@ -64,6 +64,7 @@ def index_name(table: str, columns: list[str]) -> str:
 
 class PgCreateIndex:
     name = "pg_create_index"
+    params_model = IndexRequest
     risk = Risk.HIGH
     reversible = True
 

@@ -51,6 +51,7 @@ class SessionParams(BaseModel):
 
 
 class _EndSessions:
+    params_model = SessionParams
     risk = Risk.MEDIUM
     reversible = False
     name: str

@@ -40,6 +40,7 @@ class SetControlParams(BaseModel):
 
 class SetControl:
     name = "set_control"
+    params_model = SetControlParams
     risk = Risk.LOW
     reversible = True
 

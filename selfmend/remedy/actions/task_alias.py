@@ -38,6 +38,7 @@ class TaskAliasParams(BaseModel):
 
 class TaskAlias:
     name = "task_alias"
+    params_model = TaskAliasParams
     risk = Risk.HIGH
     reversible = True
 
