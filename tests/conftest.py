@@ -1,0 +1,21 @@
+"""The whole suite: temp folders (pytest's ``tmp_path`` too) under the run's own root, and
+everything the run took from the machine given back when it ends (``tests.resources``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import resources
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        resources.slot()
+    except resources.SlotError as error:
+        raise pytest.UsageError(str(error)) from None
+    if config.option.basetemp is None:
+        config.option.basetemp = str(resources.run_root() / "pytest")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    resources.release()
