@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from selfmend.config import Settings
@@ -30,6 +31,7 @@ app = typer.Typer(
 db = typer.Typer(help="The store's schema.")
 app.add_typer(db, name="db")
 console = Console()
+errors = Console(stderr=True)
 
 
 def _store() -> Store:
@@ -196,7 +198,8 @@ def main() -> None:
     try:
         app()
     except SelfmendError as error:
-        console.print(f"[red]error:[/] {error}")
+        # One line, never wrapped: what to change is the whole message, with no traceback.
+        errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         raise SystemExit(2) from None
 
 

@@ -10,10 +10,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from selfmend.api.keys import AdminKey
+from selfmend.config_errors import settings_error
 from selfmend.detect.choice import DetectorChoice
 
 Mode = Literal["observe", "dry_run", "auto"]
@@ -25,6 +26,14 @@ class Settings(BaseSettings):
     """Everything an operator can set; every field is ``SELFMEND_<FIELD>`` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="SELFMEND_", frozen=True, extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Refuse a malformed setting here, in one line naming its ``SELFMEND_*`` variable,
+        rather than with pydantic's page about the field (``config_errors``)."""
+        try:
+            super().__init__(**values)
+        except (ValidationError, SettingsError) as error:
+            raise settings_error(error, type(self)) from None
 
     home: Path = Field(Path(".selfmend"), description="Folder for the embedded store and broker.")
     store_url: str | None = Field(None, description="SQLAlchemy URL of selfmend's own store.")
@@ -160,9 +169,9 @@ class Settings(BaseSettings):
         waited = self.settle_seconds + self.verify_window_seconds
         if self.visibility_timeout_seconds <= 2 * waited:
             raise ValueError(
-                f"visibility_timeout_seconds ({self.visibility_timeout_seconds:g}) must exceed "
-                f"twice settle_seconds + verify_window_seconds ({2 * waited:g}), or verify "
-                "tasks are delivered twice"
+                f"SELFMEND_VISIBILITY_TIMEOUT_SECONDS ({self.visibility_timeout_seconds:g}) must "
+                "exceed twice SELFMEND_SETTLE_SECONDS + SELFMEND_VERIFY_WINDOW_SECONDS "
+                f"({2 * waited:g}), or verify tasks are delivered twice"
             )
         return self
 

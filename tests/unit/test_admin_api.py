@@ -7,13 +7,13 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from selfmend.api.app import create_app
 from selfmend.api.keys import AdminKey, KeyRing, Role
 from selfmend.cli import app as cli
 from selfmend.config import Settings
+from selfmend.errors import ConfigurationError
 from selfmend.models import ExecutionState, IncidentStatus
 from tests.unit.test_safety_gate import build, open_incident
 
@@ -137,11 +137,11 @@ def test_metrics_come_from_the_store(api, system):
 
 
 def test_keys_are_checked_when_the_settings_load():
-    with pytest.raises(ValidationError, match="role 'root' is not one of"):
+    with pytest.raises(ConfigurationError, match=r"SELFMEND_ADMIN_KEYS: \[0\]\.role: role 'root'"):
         Settings(admin_keys=[{"name": "x", "role": "root", "key": "k" * 32}])
-    with pytest.raises(ValidationError, match="at least 16 characters"):
+    with pytest.raises(ConfigurationError, match=r"\[0\]\.key: string should have at least 16"):
         Settings(admin_keys=[{"name": "x", "role": "admin", "key": "short"}])
-    with pytest.raises(ValidationError, match="share a key"):
+    with pytest.raises(ConfigurationError, match="SELFMEND_ADMIN_KEYS: two admin keys share a key"):
         Settings(admin_keys=[{**KEYS[0], "name": "other"}, KEYS[0]])
 
 
