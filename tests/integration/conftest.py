@@ -7,28 +7,31 @@ Settings come from the environment, set here before ``workers`` is first importe
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
-import redis
 
-REDIS = os.environ.get("SELFMEND_TEST_REDIS", "redis://127.0.0.1:6379")
-POSTGRES = os.environ.get("SELFMEND_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-# Overridable so that two runs on one machine do not share a database or Redis databases.
-DATABASE = os.environ.get("SELFMEND_TEST_DATABASE", "selfmend_test")
-BROKER_DB, RESULTS_DB, STATE_DB = os.environ.get("SELFMEND_TEST_REDIS_DBS", "13,14,15").split(",")
+from tests.resources import (
+    POSTGRES,
+    REDIS,
+    database_url,
+    empty_redis,
+    fresh_database,
+    redis_url,
+    temp_folder,
+)
+
+__all__ = ["POSTGRES", "REDIS"]  # the servers, for tests that make databases of their own
 
 os.environ.update(
     {
-        "SELFMEND_HOME": tempfile.mkdtemp(prefix="selfmend-it-"),
-        "SELFMEND_BROKER_URL": f"{REDIS}/{BROKER_DB}",
-        "SELFMEND_RESULT_BACKEND": f"{REDIS}/{RESULTS_DB}",
-        "SELFMEND_REDIS_URL": f"{REDIS}/{STATE_DB}",
-        "SELFMEND_STORE_URL": f"{POSTGRES}/{DATABASE}",
+        "SELFMEND_HOME": str(temp_folder("home")),
+        "SELFMEND_BROKER_URL": redis_url("broker"),
+        "SELFMEND_RESULT_BACKEND": redis_url("results"),
+        "SELFMEND_REDIS_URL": redis_url("state"),
+        "SELFMEND_STORE_URL": database_url("store"),
         "SELFMEND_MODE": "auto",
         "SELFMEND_SETTLE_SECONDS": "0.5",
         "SELFMEND_VERIFY_WINDOW_SECONDS": "1.5",
@@ -37,13 +40,13 @@ os.environ.update(
     }
 )
 
-from selfmend.config import Settings  # noqa: E402
-from selfmend.demo.timeline import compressed  # noqa: E402
-from selfmend.detect.catalogue import BUILTIN_PATTERNS  # noqa: E402
-from selfmend.detect.patterns import Pattern  # noqa: E402
-from selfmend.store import Store  # noqa: E402
-from selfmend.store.tables import metadata  # noqa: E402
-from selfmend.system import System  # noqa: E402
+from selfmend.config import Settings
+from selfmend.demo.timeline import compressed
+from selfmend.detect.catalogue import BUILTIN_PATTERNS
+from selfmend.detect.patterns import Pattern
+from selfmend.store import Store
+from selfmend.store.tables import metadata
+from selfmend.system import System
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +54,9 @@ pytestmark = pytest.mark.integration
 FAST_PATTERNS = compressed(BUILTIN_PATTERNS, 10.0)
 
 
-def _recreate_database() -> None:
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-
-
 @pytest.fixture(scope="session")
 def celery_app():
-    _recreate_database()
+    fresh_database("store")
     from workers import app
 
     return app
@@ -91,8 +88,8 @@ def install(celery_app, worker) -> Iterator[Callable[..., System]]:
     """Build the System the worker uses for this test (fresh store tables, flushed Redis)."""
     from workers import runtime
 
-    for db in (BROKER_DB, RESULTS_DB, STATE_DB):
-        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+    for role in ("broker", "results", "state"):
+        empty_redis(role)
     built: list[System] = []
 
     def build(patterns: tuple[Pattern, ...] = FAST_PATTERNS, **overrides) -> System:
