@@ -89,8 +89,14 @@ class Circuit:
         return self._view
 
     def see(self, snapshot: Snapshot) -> None:
-        """Take a snapshot any step returned as the view, unless a newer one is known."""
+        """Take a snapshot any step returned as the view, unless a newer one is known. The
+        shared state replaces a view the process kept on its own while the storage was away,
+        whatever their versions; the successes pending under the local versions go with it."""
         if snapshot.version >= self._view.version:
+            self._view = snapshot
+            self._seen_at = time.monotonic()
+        elif self._view.local and not snapshot.local:
+            self.pending.restart()
             self._view = snapshot
             self._seen_at = time.monotonic()
 

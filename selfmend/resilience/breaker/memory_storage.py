@@ -61,6 +61,12 @@ class MemoryStorage:
     def _get(self, name: str) -> _Breaker:
         return self._breakers.setdefault(name, _Breaker())
 
+    def seed(self, name: str, snapshot: Snapshot) -> None:
+        """Start ``name`` from a state read elsewhere (with an empty window), unless it is
+        already known here: a fallback goes on from the shared state it last saw."""
+        with self._lock:
+            self._breakers.setdefault(name, _Breaker(snapshot))
+
     def read(self, name: str) -> Snapshot:
         with self._lock:
             return self._get(name).snapshot

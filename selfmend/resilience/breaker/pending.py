@@ -34,6 +34,12 @@ class PendingSuccesses:
             self._count += 1
             return self._count
 
+    def restart(self) -> None:
+        """Forget the count and its version: the breaker's versions start over (the process
+        rejoined the shared state after counting on its own)."""
+        with self._lock:
+            self._version = self._count = 0
+
     def take(self, version: int) -> int:
         """The successes pending under ``version``, for a trip of that version to send; none
         are left. Successes of an older version are dropped, and those of a newer one are left

@@ -16,6 +16,7 @@ from selfmend.errors import ConfigurationError
 from selfmend.resilience.breaker.breaker import CircuitBreaker
 from selfmend.resilience.breaker.control import BreakerControl
 from selfmend.resilience.breaker.events import Announcer, Listener, Transition
+from selfmend.resilience.breaker.fallback_storage import FallbackStorage
 from selfmend.resilience.breaker.settings import parse_settings
 from selfmend.resilience.breaker.storage import BreakerStorage
 from selfmend.resilience.breaker.store_storage import StoreStorage
@@ -37,7 +38,9 @@ class BreakerRegistry:
         self.services = {name: dict(options) for name, options in (services or {}).items()}
         for name, options in self.services.items():  # a bad service setting fails at start
             parse_settings(name, {**self.defaults, **options})
-        self.control = BreakerControl(storage, self.announcer)
+        # Operators act on the shared state, never on one process's fallback window.
+        shared = storage.primary if isinstance(storage, FallbackStorage) else storage
+        self.control = BreakerControl(shared, self.announcer)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
@@ -76,13 +79,22 @@ class BreakerRegistry:
             return sorted(self._breakers)
 
 
-def shared_storage(settings: Settings, store: Store) -> BreakerStorage:
+def shared_storage(settings: Settings, store: Store | None) -> BreakerStorage:
     """Redis when ``SELFMEND_REDIS_URL`` is set, else the store: both shared by every process
-    of the deployment."""
+    of the deployment. While Redis cannot be reached, the breakers count in the process."""
     if settings.redis_url:
+        import redis
+
         from selfmend.resilience.breaker.redis_storage import RedisStorage
 
-        return RedisStorage(breaker_redis(settings.redis_url))
+        return FallbackStorage(
+            RedisStorage(breaker_redis(settings.redis_url)),
+            unreachable=(redis.ConnectionError, redis.TimeoutError),
+        )
+    if store is None:
+        raise ConfigurationError(
+            "breakers are shared through the store when SELFMEND_REDIS_URL is unset: pass a store"
+        )
     return StoreStorage(store.engine)
 
 

@@ -95,9 +95,13 @@ class Closed(StateBehaviour):
         window = recorded.window
         if window is None or not window.failures:
             return recorded.snapshot
-        reason = settings.breach(window, breaker.processes_needed)
+        # A window kept in this process (the shared storage away) holds its calls alone.
+        local = recorded.snapshot.local
+        reason = settings.breach(window, 1 if local else breaker.processes_needed)
         if reason is None:
             return recorded.snapshot
+        if local:
+            reason += " (counted in this process: the shared storage is unreachable)"
         evidence = {
             "calls": window.calls,
             "failures": window.failures,

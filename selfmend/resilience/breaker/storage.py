@@ -25,12 +25,17 @@ class State(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A breaker's shared state at one moment. ``version`` rises on every transition, so a
-    snapshot names the state it saw and nothing later can be mistaken for it."""
+    snapshot names the state it saw and nothing later can be mistaken for it.
+
+    ``local`` marks the state a process kept on its own while the shared storage could not be
+    reached (``fallback_storage.py``): its versions went on from the last shared one, so when
+    the shared state is back it replaces a local view whatever the two versions say."""
 
     state: State
     version: int
     since: float  # epoch seconds when the state was entered
     settings_version: int = 0
+    local: bool = False
 
     @classmethod
     def initial(cls) -> Snapshot:

@@ -1,0 +1,156 @@
+"""A shared breaker whose Redis cannot be reached keeps protecting: it counts in a window of
+the process's own, says so once, and rejoins the shared state when Redis answers again."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+import structlog
+
+from selfmend.config import Settings
+from selfmend.errors import CircuitOpen
+from selfmend.resilience.breaker import BreakerRegistry, MemoryStorage, State
+from selfmend.resilience.breaker.fallback_storage import FallbackStorage
+from selfmend.resilience.breaker.registry import shared_storage
+
+UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+class Down(Exception):
+    """The service behind the breaker failing."""
+
+
+def fail() -> None:
+    raise Down("service down")
+
+
+def call_many(breaker, count: int) -> dict[str, int]:
+    """``count`` failing calls; how many reached the service and how many were refused."""
+    outcomes = {"failed": 0, "refused": 0}
+    for _ in range(count):
+        try:
+            breaker.call(fail)
+        except Down:
+            outcomes["failed"] += 1
+        except CircuitOpen:
+            outcomes["refused"] += 1
+    return outcomes
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+class FlakyShared(MemoryStorage):
+    """Shared storage that can be taken away and given back, as Redis going down and up;
+    counts the steps tried while it was away."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.tried_while_down = 0
+
+    def _reach(self) -> None:
+        if self.down:
+            self.tried_while_down += 1
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+
+    def read(self, *args, **kwargs):
+        self._reach()
+        return super().read(*args, **kwargs)
+
+    def record(self, *args, **kwargs):
+        self._reach()
+        return super().record(*args, **kwargs)
+
+    def move(self, *args, **kwargs):
+        self._reach()
+        return super().move(*args, **kwargs)
+
+    def claim_probe(self, *args, **kwargs):
+        self._reach()
+        return super().claim_probe(*args, **kwargs)
+
+    def publish_settings(self, *args, **kwargs):
+        self._reach()
+        return super().publish_settings(*args, **kwargs)
+
+    def settings(self, *args, **kwargs):
+        self._reach()
+        return super().settings(*args, **kwargs)
+
+
+def falling_back(shared: FlakyShared, retry_seconds: float = 5.0) -> FallbackStorage:
+    return FallbackStorage(shared, (redis.ConnectionError,), retry_seconds=retry_seconds)
+
+
+def test_fifty_failures_with_redis_unreachable_open_the_breaker_and_say_so_once():
+    storage = shared_storage(Settings(redis_url=UNREACHABLE), store=None)
+    with structlog.testing.capture_logs() as logged:
+        breaker = BreakerRegistry(storage).get("payments", failure_threshold=5, window_size=10)
+        outcomes = call_many(breaker, 50)
+
+    assert outcomes == {"failed": 5, "refused": 45}
+    assert breaker.state is State.OPEN
+    warnings = [entry for entry in logged if entry["log_level"] in ("warning", "error")]
+    assert [entry["event"] for entry in warnings] == ["breaker.storage_unreachable"]
+    assert not any("exc_info" in entry for entry in logged)  # no traceback, not one
+
+
+def test_the_fallback_window_opens_on_this_process_alone_whatever_min_processes_says():
+    """Only this process's calls are in its own window, so waiting for two processes' failures
+    would leave it closed for good."""
+    storage = shared_storage(Settings(redis_url=UNREACHABLE), store=None)
+    breaker = BreakerRegistry(storage).get("search", failure_threshold=3, min_processes=2)
+    assert call_many(breaker, 10) == {"failed": 3, "refused": 7}
+
+
+def test_while_redis_is_away_it_is_tried_again_every_few_seconds_not_on_every_call():
+    shared = FlakyShared()
+    storage = falling_back(shared, retry_seconds=0.3)
+    breaker = BreakerRegistry(storage).get("payments", failure_threshold=5, sync_seconds=0)
+    shared.down = True
+    with structlog.testing.capture_logs() as logged:
+        began = time.monotonic()
+        while time.monotonic() - began < 0.5:
+            breaker.call(lambda: "served")
+    assert 1 <= shared.tried_while_down <= 3  # one try, and one more per 0.3 s
+    assert [entry["event"] for entry in logged] == ["breaker.storage_unreachable"]
+
+
+def test_when_redis_returns_the_process_sees_the_shared_state_again():
+    shared = FlakyShared()
+    storage = falling_back(shared, retry_seconds=0.1)
+    registry = BreakerRegistry(storage)
+    breaker = registry.get("payments", failure_threshold=5, sync_seconds=0, reset_timeout=60)
+    shared.down = True
+    assert call_many(breaker, 10) == {"failed": 5, "refused": 5}  # opened in the process
+
+    shared.down = False  # back, and closed there: the others never saw these failures
+    with structlog.testing.capture_logs() as logged:
+        wait_for(lambda: breaker.state is State.CLOSED)
+    assert breaker.call(lambda: "served") == "served"
+    assert [entry["event"] for entry in logged] == ["breaker.storage_rejoined"]
+
+    # and what the others do to the shared state, this process follows again
+    registry.control.hold("payments", State.FORCED_OPEN, actor="ops")
+    wait_for(lambda: breaker.state is State.FORCED_OPEN)
+    with pytest.raises(CircuitOpen):
+        breaker.call(lambda: "never called")
+
+
+def test_operators_act_on_the_shared_state_and_are_told_when_it_cannot_be_reached():
+    """A hold placed in one process's fallback would be a hold nobody else follows."""
+    shared = FlakyShared()
+    registry = BreakerRegistry(falling_back(shared))
+    registry.get("payments")
+    shared.down = True
+    with pytest.raises(redis.ConnectionError):
+        registry.control.hold("payments", State.FORCED_OPEN, actor="ops")
