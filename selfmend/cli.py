@@ -14,28 +14,49 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from selfmend.config import Settings
-from selfmend.errors import SelfmendError
+from selfmend.errors import ConfigurationError, SelfmendError
 from selfmend.store import Store
 from selfmend.store.engine import make_engine
 from selfmend.store.migrate import upgrade
+from selfmend.store.missing import check_database
 
-app = typer.Typer(
-    help="selfmend: keeps a Python service healthy with no human in the loop.", no_args_is_help=True
-)
-db = typer.Typer(help="The store's schema.")
-app.add_typer(db, name="db")
 console = Console()
 errors = Console(stderr=True)
 
 
+class _OneLineErrors(TyperGroup):
+    """Every command's ``SelfmendError`` (a bad setting, a missing incident) is one unwrapped
+    line on stderr and exit status 2: what to change is the whole message, with no traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except SelfmendError as error:
+            errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="selfmend: keeps a Python service healthy with no human in the loop.",
+    no_args_is_help=True,
+)
+db = typer.Typer(help="The store's schema.")
+app.add_typer(db, name="db")
+
+
 def _store() -> Store:
-    return Store.from_url(Settings().resolved_store_url)
+    url = Settings().resolved_store_url
+    check_database(url)
+    return Store.from_url(url)
 
 
 def _when(ts: float | None) -> str:
@@ -46,6 +67,7 @@ def _when(ts: float | None) -> str:
 def db_upgrade() -> None:
     """Create or migrate the store's tables to the latest version."""
     url = Settings().resolved_store_url
+    check_database(url)
     upgrade(make_engine(url))
     console.print(f"store at [bold]{make_engine(url).url.render_as_string()}[/] is up to date")
 
@@ -74,6 +96,7 @@ def incidents(
     """Recent incidents, or one incident's audit log."""
     store = _store()
     if audit is not None:
+        store.incidents.get(audit)  # a missing incident is an error, not an empty table
         table = Table("when", "action", "state", "actor", "reason", title=f"incident {audit}")
         for step in store.executions.history(audit):
             table.add_row(
@@ -146,10 +169,19 @@ def kill_switch(
     reason: str = "set from the CLI",
 ) -> None:
     """Stop (on) or allow (off) every apply, or one action's."""
+    from selfmend.remedy.switches import set_kill_switch
+    from selfmend.system import System
+
     if state not in ("on", "off"):
         raise typer.BadParameter("must be on or off", param_hint="STATE")
-    _store().controls.set_kill_switch(
-        state == "on", actor=f"cli:{getpass.getuser()}", reason=reason, scope=action or "*"
+    store = _store()
+    set_kill_switch(
+        store,
+        System(Settings(), store).catalogue.names(),
+        state == "on",
+        action=action,
+        actor=f"cli:{getpass.getuser()}",
+        reason=reason,
     )
     console.print(f"kill switch for {action or 'all actions'} is [bold]{state}[/]")
 
@@ -164,7 +196,13 @@ def api(
 
     from selfmend.api.app import create_app
 
-    uvicorn.run(create_app(Settings()), host=host, port=port, log_level="info")
+    settings = Settings()
+    if not settings.admin_keys:
+        raise ConfigurationError(
+            "SELFMEND_ADMIN_KEYS is empty: the admin API would refuse every request; set it to "
+            'a JSON list of {"name", "role": viewer|operator|admin, "key"}'
+        )
+    uvicorn.run(create_app(settings, _store()), host=host, port=port, log_level="info")
 
 
 DEMO_FAULTS = (("cache_flush", 20.0), ("connection_spike", 40.0), ("slow_queries", 60.0))
@@ -195,12 +233,7 @@ def demo(
 
 
 def main() -> None:
-    try:
-        app()
-    except SelfmendError as error:
-        # One line, never wrapped: what to change is the whole message, with no traceback.
-        errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
-        raise SystemExit(2) from None
+    app()
 
 
 if __name__ == "__main__":

@@ -5,31 +5,33 @@
     admin     PUT  /kill-switch, PUT / DELETE /controls/{key}
 
 What a person does here is what the CLI does, through the same core calls, and is recorded in
-the audit log as ``api:<key name>``. OpenAPI at /api-docs.
+the audit log as ``api:<key name>``. OpenAPI at /api-docs. Every error, whatever raised it, has
+one body: ``{"error": {"code": ..., "message": ...}}`` (``api/errors.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from selfmend.api.errors import install_error_handlers
 from selfmend.api.keys import AdminKey, KeyRing, Role
 from selfmend.api.metrics import registry
 from selfmend.config import Settings
-from selfmend.errors import SelfmendError
 from selfmend.models import IncidentStatus
 from selfmend.remedy.approvals import approve
 from selfmend.remedy.closing import close_incident
+from selfmend.remedy.switches import set_kill_switch
 from selfmend.store import Store
 
 CONTROL_KEY = r"^[A-Za-z0-9_.:-]{1,200}$"
-STATUS_OF_ERROR = {"not_found": 404, "invalid_input": 409}
 
 
 class Approval(BaseModel):
@@ -73,19 +75,26 @@ Operator = Annotated[AdminKey, Depends(caller(Role.OPERATOR))]
 Admin = Annotated[AdminKey, Depends(caller(Role.ADMIN))]
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, store: Store | None = None, actions: Collection[str] | None = None
+) -> FastAPI:
+    """The API over ``store``; ``actions`` are the names a kill switch may take, the running
+    system's catalogue unless given."""
     store = store or Store.from_url(settings.resolved_store_url)
     metrics = registry(store)
     app = FastAPI(
         title="selfmend admin API", docs_url="/api-docs", openapi_url="/api-docs/openapi.json"
     )
     app.state.keys = KeyRing(settings.admin_keys)
+    install_error_handlers(app)
 
-    @app.exception_handler(SelfmendError)
-    async def refused(_: Request, error: SelfmendError) -> JSONResponse:
-        return JSONResponse(
-            {"error": error.code, "detail": str(error)}, STATUS_OF_ERROR.get(error.code, 400)
-        )
+    @cache
+    def known_actions() -> Collection[str]:
+        if actions is not None:
+            return actions
+        from selfmend.system import System
+
+        return System(settings, store).catalogue.names()
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -135,8 +144,13 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @app.put("/kill-switch")
     def kill_switch(who: Admin, body: KillSwitch) -> dict[str, Any]:
-        store.controls.set_kill_switch(
-            body.enabled, actor=f"api:{who.name}", reason=body.reason, scope=body.action or "*"
+        set_kill_switch(
+            store,
+            known_actions(),
+            body.enabled,
+            action=body.action,
+            actor=f"api:{who.name}",
+            reason=body.reason,
         )
         return {"enabled": body.enabled, "action": body.action}
 

@@ -81,8 +81,10 @@ def test_an_incident_not_waiting_cannot_be_approved_and_a_missing_one_is_404(api
 
     assert refused.status_code == 409
     assert refused.json() == {
-        "error": "invalid_input",
-        "detail": f"incident {incident_id} is open, not awaiting approval",
+        "error": {
+            "code": "invalid_input",
+            "message": f"incident {incident_id} is open, not awaiting approval",
+        }
     }
     assert missing.status_code == 404
     assert system.store.incidents.get(incident_id).status is IncidentStatus.OPEN
@@ -92,7 +94,7 @@ def test_a_malformed_body_names_the_field(api, system):
     answer = api.put("/kill-switch", json={"enabled": "maybe", "reason": ""}, headers=ADMIN)
 
     assert answer.status_code == 422
-    assert {tuple(error["loc"]) for error in answer.json()["detail"]} == {
+    assert {tuple(field["loc"]) for field in answer.json()["error"]["fields"]} == {
         ("body", "enabled"),
         ("body", "reason"),
     }
@@ -176,7 +178,9 @@ def test_a_person_resolves_an_escalated_incident_and_it_is_in_the_audit_log(api,
     )
     again = api.post(f"/incidents/{incident_id}/resolve", json=body, headers=OPERATOR)
     assert again.status_code == 409
-    assert again.json()["detail"] == f"incident {incident_id} is resolved: it is closed already"
+    assert again.json()["error"]["message"] == (
+        f"incident {incident_id} is resolved: it is closed already"
+    )
 
 
 def test_an_incident_being_verified_is_not_closed_by_hand(api, system):
@@ -186,7 +190,7 @@ def test_an_incident_being_verified_is_not_closed_by_hand(api, system):
     refused = api.post(f"/incidents/{incident_id}/resolve", json={"reason": "x"}, headers=OPERATOR)
 
     assert refused.status_code == 409
-    assert "its fix is being applied or verified" in refused.json()["detail"]
+    assert "its fix is being applied or verified" in refused.json()["error"]["message"]
     assert system.store.incidents.get(incident_id).status is IncidentStatus.VERIFYING
 
 
@@ -202,3 +206,83 @@ def test_selfmend_resolve_closes_an_incident_as_the_person_at_the_terminal(tmp_p
     assert done.exit_code == 0, done.output
     assert system.store.incidents.get(incident_id).status is IncidentStatus.RESOLVED
     assert system.store.executions.history(incident_id)[-1].actor.startswith("cli:")
+
+
+def error_of(answer) -> dict:
+    """The one error body shape: {"error": {"code": ..., "message": ...}}, and nothing else."""
+    body = answer.json()
+    assert set(body) == {"error"}, body
+    assert {"code", "message"} <= set(body["error"]), body
+    return body["error"]
+
+
+def test_every_error_has_one_body_shape(api, system):
+    incident_id = open_incident(system, "fault_6")
+    unknown_key = api.get("/incidents", headers={"X-Admin-Key": "x" * 32})
+    too_weak = api.put("/kill-switch", json={"enabled": True, "reason": "r"}, headers=VIEWER)
+    missing = api.get("/incidents/999", headers=VIEWER)
+    no_route = api.get("/no-such-route", headers=VIEWER)
+    malformed = api.put("/kill-switch", json={"enabled": "maybe"}, headers=ADMIN)
+    conflict = api.post(f"/incidents/{incident_id}/approve", json={}, headers=OPERATOR)
+
+    assert (unknown_key.status_code, error_of(unknown_key)["code"]) == (401, "unauthorized")
+    assert (too_weak.status_code, error_of(too_weak)["code"]) == (403, "forbidden")
+    assert (missing.status_code, error_of(missing)) == (
+        404,
+        {"code": "not_found", "message": "incident 999 does not exist"},
+    )
+    assert (no_route.status_code, error_of(no_route)["code"]) == (404, "not_found")
+    assert (malformed.status_code, error_of(malformed)["code"]) == (422, "invalid_input")
+    assert error_of(malformed)["message"].startswith("body.enabled: ")
+    assert (conflict.status_code, error_of(conflict)["code"]) == (409, "invalid_input")
+
+
+def test_a_kill_switch_for_an_action_that_does_not_exist_is_refused(api, system):
+    body = {"enabled": True, "action": "set_contrl", "reason": "drill"}
+
+    answer = api.put("/kill-switch", json=body, headers=ADMIN)
+
+    assert answer.status_code == 422
+    assert error_of(answer) == {
+        "code": "configuration",
+        "message": "kill switch action: unknown action 'set_contrl'; known actions: "
+        + ", ".join(system.catalogue.names()),
+    }
+    assert not system.store.controls.kill_switch("set_contrl")
+    good = api.put("/kill-switch", json={**body, "action": "set_control"}, headers=ADMIN)
+    assert good.status_code == 200
+    assert system.store.controls.kill_switch("set_control")
+
+
+def test_the_cli_refuses_a_kill_switch_for_an_action_that_does_not_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFMEND_HOME", str(tmp_path))
+    system = build(tmp_path)
+
+    refused = CliRunner().invoke(cli, ["kill-switch", "on", "--action", "set_contrl"])
+
+    assert refused.exit_code == 2
+    assert "unknown action 'set_contrl'" in refused.stderr
+    assert not system.store.controls.kill_switch("set_contrl")
+    done = CliRunner().invoke(cli, ["kill-switch", "on", "--action", "set_control"])
+    assert done.exit_code == 0, done.output
+    assert system.store.controls.kill_switch("set_control")
+
+
+def test_the_audit_log_of_an_incident_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFMEND_HOME", str(tmp_path))
+    build(tmp_path)
+
+    shown = CliRunner().invoke(cli, ["incidents", "--audit", "999999"])
+
+    assert shown.exit_code == 2
+    assert shown.stderr == "error: incident 999999 does not exist\n"
+
+
+def test_selfmend_api_without_keys_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFMEND_HOME", str(tmp_path))
+
+    started = CliRunner().invoke(cli, ["api"])
+
+    assert started.exit_code == 2
+    assert started.stderr.startswith("error: SELFMEND_ADMIN_KEYS is empty")
+    assert started.stderr.count("\n") == 1
