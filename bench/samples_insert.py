@@ -47,7 +47,7 @@ def main() -> None:
     )
     targets = {"postgresql": args.postgres, "sqlite": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
     for name, url in targets.items():
-        store = Store.from_url(url)
+        store = Store.from_url(url, migrate=True)
         with store.engine.begin() as connection:
             connection.exec_driver_sql("DELETE FROM samples")
         print(f"{name:>10}: {rate(store, samples, args.batch):>10,.0f} samples/s (batch path)")

@@ -126,7 +126,7 @@ def main() -> None:
     build(url, args.tables)
     home = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
     settings = Settings(home=home, store_url=recreate(args.postgres, STORE))
-    store = Store.from_url(settings.resolved_store_url)
+    store = Store.from_url(settings.resolved_store_url, migrate=True)
     database = WatchedDatabase(DATABASE, url)
     watch = SchemaWatch(store, [database], SchemaEvents())
     watch.run()  # the baseline, and the connection pool warmed

@@ -56,7 +56,7 @@ app.add_typer(db, name="db")
 def _store() -> Store:
     url = Settings().resolved_store_url
     check_database(url)
-    return Store.from_url(url)
+    return Store.for_service(url, schema_wait=0)
 
 
 def _when(ts: float | None) -> str:

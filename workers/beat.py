@@ -34,7 +34,8 @@ class LeaderScheduler(PersistentScheduler):
         super().__init__(*args, **kwargs)
         settings = self.app.selfmend_settings
         self.lease_seconds = settings.beat_lease_seconds
-        self.leases = Store.from_url(settings.resolved_store_url).leases
+        url, wait = settings.resolved_store_url, settings.schema_wait_seconds
+        self.leases = Store.for_service(url, schema_wait=wait).leases
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.epoch: int | None = None
         before_task_publish.connect(self._stamp, weak=False)

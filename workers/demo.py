@@ -18,6 +18,7 @@ from selfmend.config import Settings
 from selfmend.demo.simapp import FAULT_PATTERNS, SimulatedShop
 from selfmend.demo.timeline import FaultRow, compressed, false_incidents, fault_rows
 from selfmend.detect.catalogue import BUILTIN_PATTERNS
+from selfmend.store import Store
 
 
 def run_demo(
@@ -29,6 +30,7 @@ def run_demo(
 
     configure_logging("WARNING", json=False)
     settings: Settings = app.selfmend_settings
+    Store.from_url(settings.resolved_store_url, migrate=True).close()  # its own migrate job
     system = runtime.build(app, patterns=compressed(BUILTIN_PATTERNS, speed))
     runtime.install(system)
     shop = SimulatedShop(Client(settings, store=system.store, control_ttl=0.5))

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.nab.scoring import PROFILES, Series, load_corpus, score_corpus
-from selfmend.detect import default_detector
+from selfmend.detect.choice import default_detector
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 PUBLISHED = {  # on the 33 series in shared/, from its README

@@ -80,7 +80,9 @@ def create_app(
 ) -> FastAPI:
     """The API over ``store``; ``actions`` are the names a kill switch may take, the running
     system's catalogue unless given."""
-    store = store or Store.from_url(settings.resolved_store_url)
+    store = store or Store.for_service(
+        settings.resolved_store_url, schema_wait=settings.schema_wait_seconds
+    )
     metrics = registry(store)
     app = FastAPI(
         title="selfmend admin API", docs_url="/api-docs", openapi_url="/api-docs/openapi.json"

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy import Connection, Engine, delete, insert, select
 
+from selfmend.config import Settings
 from selfmend.models import Rejection, parse_batch
 from selfmend.store import Store
 from selfmend.store.tables import push_queue
@@ -90,6 +91,15 @@ class RedisPushBuffer:
         handler(payloads, None)
         self._pop_handled(keys=[self.key], args=payloads)
         return len(payloads)
+
+
+def push_buffer(settings: Settings, store: Store) -> PushBuffer:
+    """Redis when ``SELFMEND_REDIS_URL`` is set, else the store's table."""
+    if settings.redis_url:
+        import redis
+
+        return RedisPushBuffer(redis.Redis.from_url(settings.redis_url, socket_timeout=10))
+    return StorePushBuffer(store.engine)
 
 
 @dataclass

@@ -1,8 +1,5 @@
-"""Detection: streaming detectors score each series; pattern rules match known conditions."""
+"""Detection: streaming detectors score each series; pattern rules match known conditions.
 
-from __future__ import annotations
-
-from selfmend.detect.base import Detector, Point
-from selfmend.detect.choice import DetectorChoice, default_detector, detector_for
-
-__all__ = ["Detector", "DetectorChoice", "Point", "default_detector", "detector_for"]
+Import what you need from its module (``selfmend.detect.choice``, ``selfmend.detect.base``):
+this package imports nothing, so the settings can name a detector without loading one.
+"""

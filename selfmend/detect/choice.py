@@ -9,18 +9,28 @@ the choice and the field named, not on the first analyze pass.
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from selfmend.detect.base import Detector
-from selfmend.detect.mad import MADParams, RollingMAD
-from selfmend.detect.stream import StreamDetector, StreamParams
+from selfmend.detect.params import MADParams, StreamParams
 
-DETECTORS: dict[str, tuple[type[Any], type[BaseModel]]] = {
-    StreamDetector.name: (StreamDetector, StreamParams),
-    RollingMAD.name: (RollingMAD, MADParams),
+if TYPE_CHECKING:
+    from selfmend.detect.base import Detector
+
+# Each detector's parameters, and where its class lives: the class (numpy, numba) is imported
+# when a detector is built, so the settings that name a detector stay light to load.
+PARAMS: dict[str, type[BaseModel]] = {"stream": StreamParams, "rolling_mad": MADParams}
+CLASSES = {
+    "stream": "selfmend.detect.stream:StreamDetector",
+    "rolling_mad": "selfmend.detect.mad:RollingMAD",
 }
+
+
+def detector_class(name: str) -> type[Any]:
+    module, _, attribute = CLASSES[name].partition(":")
+    return getattr(import_module(module), attribute)
 
 
 class DetectorChoice(BaseModel):
@@ -33,9 +43,8 @@ class DetectorChoice(BaseModel):
 
     @model_validator(mode="after")
     def _params_are_valid(self) -> DetectorChoice:
-        _, params_model = DETECTORS[self.detector]
         try:
-            self._validated = params_model.model_validate(self.params)
+            self._validated = PARAMS[self.detector].model_validate(self.params)
         except ValidationError as error:
             first = error.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
@@ -43,20 +52,18 @@ class DetectorChoice(BaseModel):
         return self
 
     def build(self) -> Detector:
-        detector_class, _ = DETECTORS[self.detector]
-        return detector_class(self._validated)
+        return detector_class(self.detector)(self._validated)
 
     def restore(self, state: dict[str, Any] | None) -> Detector:
         """The saved detector if it is this choice with these parameters, else a new one: a
         changed choice starts learning anew rather than misread the old state."""
         if not state or state.get("detector") != self.detector:
             return self.build()
-        detector_class, _ = DETECTORS[self.detector]
-        restored = detector_class.from_state(state)
+        restored = detector_class(self.detector).from_state(state)
         return restored if restored.params == self._validated else self.build()
 
 
-DEFAULT = DetectorChoice(series="*", detector=StreamDetector.name)
+DEFAULT = DetectorChoice(series="*", detector="stream")
 
 
 def default_detector(series: str) -> Detector:

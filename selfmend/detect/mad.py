@@ -20,28 +20,13 @@ from typing import Any, Self
 
 import numpy as np
 from numba import njit
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from selfmend.detect.base import Timed
+from selfmend.detect.params import MADParams
 from selfmend.detect.state import pack, unpack
 
 MAD_TO_SIGMA = 1.4826
 _SQRT8 = math.sqrt(8.0)
-
-
-class MADParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    window: int = Field(120, ge=8, description="Points the median and MAD are taken over.")
-    min_points: int = Field(20, ge=2, description="Points seen before any score above 0.")
-    min_spread: float = Field(1e-3, gt=0, description="Smallest spread, relative to the median.")
-    threshold: float = Field(0.99, gt=0, lt=1, description="The score that is an anomaly.")
-
-    @model_validator(mode="after")
-    def _min_points_within_window(self) -> MADParams:
-        if self.min_points > self.window:
-            raise ValueError(f"min_points ({self.min_points}) exceeds window ({self.window})")
-        return self
 
 
 class RollingMAD:

@@ -13,51 +13,11 @@ from functools import lru_cache
 from typing import Any, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from selfmend.detect import stream_kernel as kernel
 from selfmend.detect.base import Timed
+from selfmend.detect.params import StreamParams
 from selfmend.detect.state import pack, unpack
-
-
-class StreamParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    bins: int = Field(48, ge=1, le=96, description="Phases of the day in the seasonal baseline.")
-    window: int = Field(1230, ge=2, description="Points the level and spreads average over.")
-    clip: float = Field(4.6, gt=0, description="Residuals beyond this many spreads are clipped.")
-    season_rate: float = Field(0.4, gt=0, le=1, description="How fast a phase's baseline moves.")
-    decay: float = Field(0.99982, gt=0, lt=1, description="Per-point decay of the records.")
-    floor: float = Field(2.0, gt=0, description="The smallest record a statistic is measured by.")
-    record_growth: float = Field(1.43, gt=1, description="How far an event may raise a record.")
-    phase_decay: float = Field(0.983, gt=0, lt=1, description="Decay of a phase's level record.")
-    warmup: int = Field(52, ge=2, description="Points learned before any score above 0.")
-    refractory: int = Field(14, ge=0, description="Points after an alarm held below it.")
-    breakthrough: float = Field(3.0, gt=1, description="Times the last alarm's ratio that "
-                                "alarms again within the refractory period.")  # fmt: skip
-    season_gain: float = Field(0.44, gt=0, description="The seasonal baseline's error must be "
-                               "below this fraction of the level's before it is used.")  # fmt: skip
-    margin: float = Field(1.18, gt=1, description="Times its record a statistic must exceed.")
-    shift_rate: float = Field(0.089, gt=0, lt=1, description="Weight of a point in the EWMA.")
-    shift_margin: float = Field(1.0, gt=0, description="The margin of the EWMA statistic.")
-    cusum_slack: float = Field(0.5, ge=0, description="Spreads per point the CUSUM forgives.")
-    seasonal: bool = Field(True, description="Use the seasonal baseline.")
-    weekly: bool = Field(False, description="Adjust the daily baseline by day of the week.")
-    week_rate: float = Field(0.005, gt=0, le=1, description="How fast a weekday's offset moves.")
-    week_after: float = Field(2.0, ge=0, description="Weeks learned before the offsets count.")
-    change_point: bool = Field(True, description="Use the EWMA and CUSUM statistics.")
-    threshold: float = Field(0.5, gt=0, lt=1, description="The score that is an anomaly; 0.5 is "
-                             "where a statistic exceeds its margin.")  # fmt: skip
-
-    @model_validator(mode="after")
-    def _growth_exceeds_margin(self) -> StreamParams:
-        if self.record_growth <= self.margin:
-            raise ValueError(
-                f"record_growth ({self.record_growth}) must exceed margin ({self.margin}), or a "
-                "lasting change alarms again after every refractory period"
-            )
-        return self
-
 
 DEFAULTS = StreamParams()
 

@@ -13,7 +13,6 @@ from selfmend.store.gate import GateReads
 from selfmend.store.heals import HealStore
 from selfmend.store.incidents import IncidentStore
 from selfmend.store.leases import LeaseStore
-from selfmend.store.migrate import upgrade
 from selfmend.store.notifications import NotificationStore
 from selfmend.store.outcomes import OutcomeStore
 from selfmend.store.samples import SampleStore
@@ -37,10 +36,30 @@ class Store:
         self.breaker_events = BreakerEventLog(engine)
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool = True) -> Store:
+    def from_url(cls, url: str, *, migrate: bool = False) -> Store:
+        """The store at ``url``, as it is; with ``migrate``, its schema brought to the latest
+        first (``selfmend db upgrade``, the demo, tests). The application's client never
+        migrates, and never loads Alembic."""
         engine = make_engine(url)
         if migrate:
+            from selfmend.store.migrate import upgrade
+
             upgrade(engine)
+        return cls(engine)
+
+    @classmethod
+    def for_service(cls, url: str, *, schema_wait: float) -> Store:
+        """The store as a worker, beat or the admin API opens it. The embedded SQLite store is
+        migrated here: every process sharing it runs on this machine from one install. A server
+        store is migrated only by ``selfmend db upgrade`` (the compose ``migrate`` job), an
+        explicit step of a deployment; this waits up to ``schema_wait`` seconds for it."""
+        engine = make_engine(url)
+        from selfmend.store.migrate import upgrade, wait_for_schema
+
+        if engine.dialect.name == "sqlite":
+            upgrade(engine)
+        else:
+            wait_for_schema(engine, schema_wait)
         return cls(engine)
 
     def reading(self) -> Connection:

@@ -32,14 +32,14 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def store(settings):
-    store = Store.from_url(settings.resolved_store_url)
+    store = Store.from_url(settings.resolved_store_url, migrate=True)
     yield store
     store.close()
 
 
 def _fail_in_a_process(store_url: str, name: str, times: int) -> None:
     """A worker process of its own, with its own engine, failing ``times`` calls."""
-    store = Store.from_url(store_url)
+    store = Store.from_url(store_url, migrate=True)
     breaker = BreakerRegistry(StoreStorage(store.engine)).get(
         name, failure_threshold=3, window_size=10
     )

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from selfmend.detect import Point
+from selfmend.detect.base import Point
 from selfmend.detect.mad import RollingMAD
 from selfmend.detect.stream import StreamDetector
 

@@ -15,7 +15,7 @@ USERS = range(20_000)
 
 @pytest.fixture
 def store(tmp_path):
-    return Store.from_url(f"sqlite:///{tmp_path / 'store.db'}")
+    return Store.from_url(f"sqlite:///{tmp_path / 'store.db'}", migrate=True)
 
 
 def test_a_share_turns_the_feature_on_for_about_that_share_of_units():

@@ -11,13 +11,13 @@ from selfmend.store.tables import metadata
 
 
 def test_migrated_sqlite_store_matches_the_declared_tables(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path}/store.db")
+    store = Store.from_url(f"sqlite:///{tmp_path}/store.db", migrate=True)
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
 
 
 def test_cap_and_cooldown_reads_use_an_index(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path}/store.db")
+    store = Store.from_url(f"sqlite:///{tmp_path}/store.db", migrate=True)
     reads = {
         "per-hour cap": "SELECT count(*) FROM executions "
         f"WHERE state = 'applying' AND created_at > {HOUR}",

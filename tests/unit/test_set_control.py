@@ -7,7 +7,7 @@ from selfmend.store import Store
 
 @pytest.fixture
 def store(tmp_path):
-    return Store.from_url(f"sqlite:///{tmp_path / 'store.db'}")
+    return Store.from_url(f"sqlite:///{tmp_path / 'store.db'}", migrate=True)
 
 
 def test_apply_then_rollback_restores_the_old_value(store):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from selfmend.detect import DetectorChoice, default_detector, detector_for
+from selfmend.detect.choice import DetectorChoice, default_detector, detector_for
 from selfmend.detect.mad import RollingMAD
 from selfmend.detect.stream import StreamDetector
 

@@ -51,7 +51,7 @@ class ScriptedModel:
 
 @pytest.fixture
 def store(tmp_path):
-    store = Store.from_url(f"sqlite:///{tmp_path}/store.db")
+    store = Store.from_url(f"sqlite:///{tmp_path}/store.db", migrate=True)
     yield store
     store.close()
 
