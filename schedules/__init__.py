@@ -18,6 +18,7 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "selfmend.check_tasks": settings.task_check_interval,
         "selfmend.notify": settings.notify_interval,
         "selfmend.schema.watch": settings.schema_watch_interval,
+        "selfmend.retention": settings.retention_interval,
     }
     return {
         name: {"task": name, "schedule": interval, "options": {"expires": 2 * interval}}

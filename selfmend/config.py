@@ -161,6 +161,30 @@ class Settings(BaseSettings):
     schema_watch_interval: float = Field(
         300.0, gt=0, description="How often the schema watch fingerprints the databases."
     )
+    retention_interval: float = Field(
+        3600.0, gt=0, description="How often the retention stage rolls up and prunes the store."
+    )
+    raw_retention_hours: float = Field(
+        24.0, gt=0, description="Raw samples are kept this long, then rolled up and deleted."
+    )
+    minute_retention_hours: float = Field(
+        168.0, gt=0, description="Minute aggregates (min, max, mean, count) are kept this long."
+    )
+    hour_retention_hours: float = Field(
+        2160.0, gt=0, description="Hour aggregates are kept this long."
+    )
+    event_retention_hours: float = Field(
+        720.0,
+        gt=0,
+        description="Log lines, anomalies, sent notifications, breaker events and repeated "
+        "skipped audit rows are kept this long.",
+    )
+    audit_archive_hours: float = Field(
+        2160.0,
+        gt=0,
+        description="The audit rows of an incident closed this long ago move to the archive.",
+    )
+    retention_batch_rows: int = Field(20_000, ge=100, description="Rows per retention transaction.")
 
     @model_validator(mode="after")
     def _verify_before_redelivery(self) -> Settings:

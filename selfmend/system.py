@@ -59,6 +59,7 @@ from selfmend.resilience.schema.databases import watched_databases
 from selfmend.resilience.schema.watch import SchemaWatch
 from selfmend.store import Store
 from selfmend.store.claims import Caps
+from selfmend.store.retention import Retention, RetentionPolicy
 from selfmend.store.task_aliases import TaskAliasStore
 from selfmend.verify import Verifier
 
@@ -257,6 +258,26 @@ class System:
         url, timeout = self.settings.webhook_url, self.settings.webhook_timeout_seconds
         sender = Webhook(url, timeout) if url else None
         return deliver(self.store, sender, time.time() if now is None else now)
+
+    @cached_property
+    def retention(self) -> Retention:
+        settings = self.settings
+        policy = RetentionPolicy(
+            raw_hours=settings.raw_retention_hours,
+            minute_hours=settings.minute_retention_hours,
+            hour_hours=settings.hour_retention_hours,
+            event_hours=settings.event_retention_hours,
+            audit_archive_hours=settings.audit_archive_hours,
+            batch_rows=settings.retention_batch_rows,
+            # Well inside the interval, so runs never pile up; what is left waits for the next.
+            budget_seconds=min(600.0, settings.retention_interval / 2),
+        )
+        return Retention(self.store.engine, policy)
+
+    def retain(self, now: float | None = None) -> dict[str, Any]:
+        """One retention run: raw samples past their retention rolled up into minute and hour
+        aggregates, the audit log of old incidents archived, the rest pruned by age."""
+        return self.retention.run(now).as_dict()
 
     def collect(self) -> dict[str, Any]:
         """One collect pass: drain pushed samples, then every pull collector, each isolated."""

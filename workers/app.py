@@ -9,7 +9,16 @@ from schedules import build_schedule
 from selfmend.config import Settings
 
 EMBEDDED_TRANSPORT = "workers.filebroker:Transport"
-STAGES = ("collect", "analyze", "remediate", "verify", "check_tasks", "notify", "schema.watch")
+STAGES = (
+    "collect",
+    "analyze",
+    "remediate",
+    "verify",
+    "check_tasks",
+    "notify",
+    "schema.watch",
+    "retention",
+)
 # A stage's module is its name, dots as underscores: selfmend.schema.watch is tasks.schema_watch.
 TASK_MODULES = [f"tasks.{stage.replace('.', '_')}" for stage in STAGES]
 

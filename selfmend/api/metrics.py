@@ -2,7 +2,9 @@
 
 The figures come from the store, not from counters in this process, so every API replica
 reports the same numbers and nothing resets when a worker restarts; Flower has no queue-depth
-metric, so the queue depth the collector last measured is exported here too.
+metric, so the queue depth the collector last measured is exported here too. The audit log's
+counters come from its summary (``store/summary.py``): a scrape reads the rows since the last
+fold, not the whole log, and a pruned or archived row still counts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from selfmend.models import parse_series_key
 from selfmend.store import Store
+from selfmend.store.summary import StepCounts
 
 QUEUE_DEPTH = "celery.queue_depth"
 QUEUE_DEPTH_MAX_AGE = 300.0  # a queue no sample named for this long is no longer reported
@@ -25,6 +28,7 @@ class StoreMetrics:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.steps = StepCounts(store.engine)
 
     def collect(self) -> Iterator[Metric]:
         incidents = GaugeMetricFamily(
@@ -39,7 +43,7 @@ class StoreMetrics:
             "Audit log rows by action and state (planned, skipped, applied, rolled_back…).",
             labels=["action", "state"],
         )
-        for (action, state), count in sorted(self.store.executions.count_by_action_state().items()):
+        for (action, state), count in sorted(self.steps.counts().items()):
             steps.add_metric([action, state], count)
         yield steps
 

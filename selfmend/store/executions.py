@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from selfmend.models import ExecutionState, Risk
 from selfmend.store.engine import reads
@@ -174,14 +174,6 @@ class ExecutionLog:
                 return self.history(incident_id, own)
         rows = connection.execute(_HISTORY, {"incident_id": incident_id})
         return [Execution.from_row(row) for row in rows]
-
-    def count_by_action_state(self) -> dict[tuple[str, str], int]:
-        """(action, state) → rows: how often each action was planned, applied, rolled back…"""
-        query = select(executions.c.action, executions.c.state, func.count()).group_by(
-            executions.c.action, executions.c.state
-        )
-        with self.reads.connect() as connection:
-            return {(action, state): count for action, state, count in connection.execute(query)}
 
     def recent(self, limit: int = 50) -> list[Execution]:
         query = select(executions).order_by(executions.c.id.desc()).limit(limit)

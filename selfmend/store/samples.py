@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from selfmend.models import Anomaly, LogEvent, Sample, parse_series_key
 from selfmend.store import pg_bulk
 from selfmend.store.engine import reads
+from selfmend.store.rollups import MINUTE, Rollup, Rollups
 from selfmend.store.tables import log_events, push_batches, samples, series
 
 _COPY_SAMPLES = "COPY samples (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
@@ -124,6 +125,7 @@ class SampleStore:
         self.reads = reads(engine)
         self._ids: dict[str, int] = {}
         self._postgres = engine.dialect.name == "postgresql"
+        self._rollups = Rollups(engine)
 
     def insert(self, batch: Sequence[Sample], connection: Connection | None = None) -> int:
         """Append a batch of validated samples; returns how many were written."""
@@ -215,6 +217,19 @@ class SampleStore:
                 return self.window(key, since, until, own)
         bounds = {"key": key, "since": since, "until": math.inf if until is None else until}
         return [(ts, value) for ts, value in connection.execute(_WINDOW, bounds)]
+
+    def rollup_window(
+        self,
+        key: str,
+        since: float,
+        until: float,
+        resolution: int = MINUTE,
+        connection: Connection | None = None,
+    ) -> list[Rollup]:
+        """Min, max, mean and count of one series per minute (``resolution`` 60) or hour
+        (3600), for the buckets that start in ``[since, until)``: what a reader of more history
+        than the raw retention keeps uses, whether the points are still raw or rolled up."""
+        return self._rollups.window(key, since, until, resolution, connection)
 
     def windows_by_name(self, names: Collection[str], since: float) -> RecentWindows:
         """Every series called one of ``names`` (any labels), its points since ``since``, in one

@@ -72,6 +72,7 @@ anomalies = Table(
     Column("score", Float, nullable=False),
     Column("detector", String(100), nullable=False),
     Index("ix_anomalies_series_id_ts", "series_id", "ts"),
+    Index("ix_anomalies_ts", "ts"),  # retention prunes by age
 )
 
 incidents = Table(
@@ -304,6 +305,7 @@ breaker_events = Table(
     Column("evidence", JSON, nullable=False, default=dict),
     Column("created_at", Float, nullable=False),
     Index("ix_breaker_events_breaker_created_at", "breaker", "created_at"),
+    Index("ix_breaker_events_created_at", "created_at"),  # retention prunes by age
 )
 
 # Versions of each watched database's schema: ``number`` counts up per database, and being
@@ -332,4 +334,55 @@ schema_changes = Table(
     Column("column_name", String(200), nullable=True),
     Column("before", JSON, nullable=True),
     Column("after", JSON, nullable=True),
+)
+
+# Raw samples past their retention, folded into aggregates per series and time bucket at two
+# resolutions (60 and 3600 s). A sample is deleted in the transaction that folds it in, so an
+# aggregate merges exactly with the next one folded into the same bucket: min of the mins, max
+# of the maxes, sums and counts added (the mean is sum / count).
+sample_rollups = Table(
+    "sample_rollups",
+    metadata,
+    Column("series_id", Integer, primary_key=True),
+    Column("resolution", Integer, primary_key=True),
+    Column("bucket", Float, primary_key=True),  # start of the bucket, a multiple of resolution
+    Column("min_value", Float, nullable=False),
+    Column("max_value", Float, nullable=False),
+    Column("value_sum", Float, nullable=False),
+    Column("value_count", Integer, nullable=False),
+    Index("ix_sample_rollups_resolution_bucket", "resolution", "bucket"),  # pruned by age
+)
+
+# /metrics' audit-log counters, (action, state) -> rows ever written: folded in from the
+# executions log by id (``summary_cursors`` holds how far), so a scrape reads this table plus
+# the rows after the cursor, and pruning or archiving the log never lowers a counter.
+step_counts = Table(
+    "step_counts",
+    metadata,
+    Column("action", String(100), primary_key=True),
+    Column("state", String(30), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+summary_cursors = Table(
+    "summary_cursors",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", Integer, nullable=False),  # the last row id folded into the summary
+)
+
+# The audit log past its retention: executions and verifications of incidents closed long ago,
+# and summaries of collapsed repeated ``skipped`` rows, each moved here in the transaction that
+# deletes it from the hot tables, as the JSON of the row it was.
+audit_archive = Table(
+    "audit_archive",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(40), nullable=False),  # executions | verifications | skipped_repeats
+    Column("source_id", Integer, nullable=False),  # the row's id there (the first, for repeats)
+    Column("incident_id", Integer, nullable=False, index=True),
+    Column("record", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("archived_at", Float, nullable=False),
+    Index("uq_audit_archive_source_source_id", "source", "source_id", unique=True),
 )

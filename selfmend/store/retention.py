@@ -1,0 +1,138 @@
+"""The retention stage's work: nothing in the store grows forever.
+
+One run, in order: fold the audit log into the /metrics summary (so nothing pruned after is
+uncounted); archive the audit rows of incidents closed long ago and collapse repeated ``skipped``
+rows; fold raw samples past their retention into minute and hour aggregates; delete aggregates,
+log lines, anomalies, sent notifications and breaker events past theirs.
+
+Every step works in batches of about ``batch_rows`` rows, one transaction each, so a run never
+holds a long transaction or a long lock, and it stops starting batches once ``budget_seconds``
+have passed: a store that fell far behind is caught up over several runs (``finished`` says so).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, Engine, Table, delete, select
+
+from selfmend.store.archive import AuditArchive
+from selfmend.store.rollups import HOUR, MINUTE, Rollups
+from selfmend.store.summary import StepCounts
+from selfmend.store.tables import anomalies, breaker_events, log_events, notifications
+
+HOURS = 3600.0
+ARCHIVE_INCIDENTS_PER_BATCH = 200  # an incident has a handful of audit rows
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each kind of row is kept, in hours, and how a run is bounded."""
+
+    raw_hours: float = 24.0
+    minute_hours: float = 168.0
+    hour_hours: float = 2160.0
+    event_hours: float = 720.0
+    audit_archive_hours: float = 2160.0
+    batch_rows: int = 20_000
+    budget_seconds: float = 600.0
+
+
+@dataclass
+class RetentionReport:
+    counted: int = 0  # audit rows folded into the /metrics summary
+    archived: int = 0  # audit rows moved to the archive
+    collapsed: int = 0  # repeated skipped rows collapsed into summaries
+    folded: int = 0  # raw samples folded into aggregates
+    deleted: dict[str, int] = field(default_factory=dict)  # rows pruned by age, per table
+    batches: int = 0
+    finished: bool = True  # False: the budget ran out; the next run continues
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Pruned by age: (table, its time column). Notifications only once sent: an unsent one is still
+# owed to a person, and a NULL ``sent_at`` is never older than anything.
+PRUNED: tuple[tuple[Table, Column], ...] = (
+    (log_events, log_events.c.ts),
+    (anomalies, anomalies.c.ts),
+    (notifications, notifications.c.sent_at),
+    (breaker_events, breaker_events.c.created_at),
+)
+
+
+class Retention:
+    def __init__(self, engine: Engine, policy: RetentionPolicy) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.rollups = Rollups(engine)
+        self.step_counts = StepCounts(engine)
+        self.archive = AuditArchive(engine)
+
+    def run(self, now: float | None = None) -> RetentionReport:
+        now = time.time() if now is None else now
+        began = time.monotonic()
+        report = RetentionReport()
+        policy, rows = self.policy, self.policy.batch_rows
+
+        def batches(step: Callable[[], int], size: int = rows) -> int:
+            """Run ``step`` (one batch, returning its rows) until it returns fewer than
+            ``size`` or the budget is spent."""
+            total = 0
+            while report.finished:
+                done = step()
+                report.batches += 1
+                total += done
+                if done < size:
+                    break
+                if time.monotonic() - began > policy.budget_seconds:
+                    report.finished = False
+            return total
+
+        report.counted = batches(lambda: self.step_counts.fold_batch(now, rows))
+        counted = self.step_counts.position()
+        archive_before = now - policy.audit_archive_hours * HOURS
+        report.archived = batches(
+            lambda: self.archive.archive_batch(
+                archive_before, counted, ARCHIVE_INCIDENTS_PER_BATCH, now
+            ),
+            size=1,  # a batch is whole incidents: go on while any moved
+        )
+        skips_before = now - policy.event_hours * HOURS
+        report.collapsed = batches(
+            lambda: self.archive.collapse_batch(skips_before, counted, rows, now)
+        )
+        report.folded = self._fold_samples(now, batches)
+        for resolution, hours in ((MINUTE, policy.minute_hours), (HOUR, policy.hour_hours)):
+            cutoff = now - hours * HOURS
+            report.deleted[f"rollups_{resolution}s"] = batches(
+                lambda r=resolution, c=cutoff: self.rollups.prune_batch(r, c, rows)
+            )
+        for table, column in PRUNED:
+            cutoff = now - policy.event_hours * HOURS
+            report.deleted[table.name] = batches(
+                lambda t=table, c=column, cut=cutoff: self._prune_batch(t, c, cut)
+            )
+        report.seconds = time.monotonic() - began
+        return report
+
+    def _fold_samples(self, now: float, batches: Callable[..., int]) -> int:
+        # A whole minute: the newest aggregates then cover whole minutes of raw samples.
+        cutoff = (now - self.policy.raw_hours * HOURS) // MINUTE * MINUTE
+        after: list[tuple] = [(-1, 0.0)]
+
+        def step() -> int:
+            folded, after[0] = self.rollups.fold_batch(after[0], cutoff, self.policy.batch_rows)
+            return folded
+
+        return batches(step)
+
+    def _prune_batch(self, table: Table, column: Column, cutoff: float) -> int:
+        oldest = select(table.c.id).where(column < cutoff).limit(self.policy.batch_rows)
+        with self.engine.begin() as connection:
+            return connection.execute(delete(table).where(table.c.id.in_(oldest))).rowcount
