@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,8 +85,14 @@ def create_app(
         settings.resolved_store_url, schema_wait=settings.schema_wait_seconds
     )
     metrics = registry(store)
-    app = FastAPI(
-        title="selfmend admin API", docs_url="/api-docs", openapi_url="/api-docs/openapi.json"
+    # Swagger UI's script and stylesheet come from the fastapi-offline package, not a CDN, so
+    # the docs render on a machine with no internet.
+    app = FastAPIOffline(
+        title="selfmend admin API",
+        docs_url="/api-docs",
+        redoc_url=None,
+        openapi_url="/api-docs/openapi.json",
+        static_url="/api-docs/static",
     )
     app.state.keys = KeyRing(settings.admin_keys)
     install_error_handlers(app)

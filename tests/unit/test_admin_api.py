@@ -2,6 +2,7 @@
 and hand resolutions recorded as the key's holder, the kill switch and live settings, /metrics
 from the store; and ``selfmend resolve``, the CLI's way to close an incident."""
 
+import re
 import time
 
 import pytest
@@ -286,3 +287,15 @@ def test_selfmend_api_without_keys_says_so_in_one_line(tmp_path, monkeypatch):
     assert started.exit_code == 2
     assert started.stderr.startswith("error: SELFMEND_ADMIN_KEYS is empty")
     assert started.stderr.count("\n") == 1
+
+
+def test_the_api_docs_load_nothing_from_outside(api):
+    page = api.get("/api-docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+
+    assert len(assets) >= 3, page.text  # the script, the stylesheet, the OpenAPI document
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        assert api.get(asset).status_code == 200, asset
+    assert "/api-docs/openapi.json" in assets
