@@ -36,8 +36,11 @@ bench: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/celery -A workers worker -B -l info
 
+# Flower shows every task's arguments and can revoke tasks and stop workers: loopback only, and
+# never without a password (reach it from elsewhere through an SSH tunnel or a proxy with TLS).
 flower: $(STAMP)
-	$(BIN)/celery -A workers flower
+	@test -n "$$FLOWER_BASIC_AUTH" || { echo "make flower: set FLOWER_BASIC_AUTH=user:password first" >&2; exit 2; }
+	@$(BIN)/celery -A workers flower --address=127.0.0.1 --port=5555 --basic-auth="$$FLOWER_BASIC_AUTH"
 
 clean:
 	rm -rf $(VENV) .selfmend .pytest_cache .ruff_cache
