@@ -32,7 +32,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,20 +39,19 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-import psycopg
 import redis
 from celery import Signature, chain
 
 from selfmend.config import Settings
 from selfmend.models import Sample, Severity
+from selfmend.store import Store
 from selfmend.system import System
+from tests import resources
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = "bench.errors"
 WORKER_QUEUES = "selfmend.remediate,selfmend.verify,selfmend.collect"
 RUN_LOCK = "bench.remediation.running"
-BROKER_DB, RESULTS_DB = 4, 5
-DATABASE = "selfmend_h_bench"
 
 
 def patterns_file(folder: Path, count: int) -> Path:
@@ -77,11 +75,13 @@ def patterns_file(folder: Path, count: int) -> Path:
 
 
 def settings_for(folder: Path, store_url: str, redis_url: str, count: int) -> Settings:
+    """The bench's settings: its broker and results on this run's Redis DBs (``tests.resources``,
+    ``SELFMEND_TEST_SLOT``), no delay, caps or cooldown in the way."""
     return Settings(
         home=folder,
         store_url=store_url,
-        broker_url=f"{redis_url}/{BROKER_DB}",
-        result_backend=f"{redis_url}/{RESULTS_DB}",
+        broker_url=f"{redis_url}/{resources.redis_db('broker')}",
+        result_backend=f"{redis_url}/{resources.redis_db('results')}",
         mode="auto",
         cooldown_seconds=0,
         settle_seconds=0,
@@ -167,11 +167,12 @@ def feed(system: System, stop: threading.Event) -> None:
         system.store.samples.insert([Sample(series=SERIES, ts=time.time(), value=0.0)])
 
 
-def fresh_postgres(url: str) -> str:
-    with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-    return f"{url}/{DATABASE}"
+def fresh_postgres(server: str) -> str:
+    """A new store database of this run (``tests.resources``, dropped at exit), migrated: the
+    worker only waits for the schema."""
+    url = resources.fresh_database("bench_remediation", server)
+    Store.from_url(url, migrate=True).close()
+    return url
 
 
 def run_phase(
@@ -235,12 +236,12 @@ def main() -> None:
     parser.add_argument("--postgres", help="the store on PostgreSQL, e.g. postgresql://...:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = parser.parse_args()
-    broker = redis.Redis.from_url(f"{args.redis}/{BROKER_DB}")
+    broker = redis.Redis.from_url(resources.redis_url("broker", args.redis))
     # Two runs at once would take each other's tasks, results and database.
     if not broker.set(RUN_LOCK, os.getpid(), nx=True, ex=3600):
         raise SystemExit(f"another bench.remediation (pid {broker.get(RUN_LOCK)}) uses this Redis")
     try:
-        redis.Redis.from_url(f"{args.redis}/{RESULTS_DB}").flushdb()
+        redis.Redis.from_url(resources.redis_url("results", args.redis)).flushdb()
         for key in broker.scan_iter():  # the last run's queues and messages, not the lock
             if key != RUN_LOCK.encode():
                 broker.delete(key)
@@ -250,7 +251,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
+    folder = resources.temp_folder("bench-remediation")
     store_url = fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{folder}/store.db"
     patterns = 2 * args.incidents * (args.rounds + 1)
     settings = settings_for(folder, store_url, args.redis, patterns)

@@ -12,16 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import structlog
 
 from bench.remediation import feed, fresh_postgres, open_incidents, settings_for
 from selfmend.system import System
+from tests import resources
 
 
 def main() -> None:
@@ -30,7 +29,7 @@ def main() -> None:
     parser.add_argument("--postgres", help="the store on PostgreSQL, e.g. postgresql://...:5432")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    folder = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
+    folder = resources.temp_folder("bench-remediation-core")
     store_url = fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{folder}/store.db"
     count = args.incidents
     system = System.from_settings(settings_for(folder, store_url, "redis://unused", 2 * count))

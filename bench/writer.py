@@ -5,8 +5,9 @@
 On PostgreSQL, in one run: rows/s of ``insert_many`` when no row needs healing, rows/s of a
 plain ``connection.execute(insert(table), rows)`` (executemany, one transaction per batch), and
 their ratio (target: at least 0.8); then rows/s with a tenth of the rows healed (each healed
-row is written with RETURNING and gets a log entry in selfmend's store). The two inserts take
-turns, round after round, so load from elsewhere on the machine falls on both.
+row is written with RETURNING and gets a log entry in selfmend's store), and its ratio to the
+plain insert of the same round. The inserts take turns, round after round, so load from
+elsewhere on the machine falls on all of them.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import time
 from datetime import datetime
 from statistics import median
 
-import psycopg
 import structlog
 from sqlalchemy import Engine, MetaData, Table, create_engine, insert
 
 from selfmend.resilience.writer import ResilientWriter
 from selfmend.store import Store
+from tests import resources
 
-APP = "selfmend_writer_bench"
-STORE = "selfmend_writer_bench_store"
 ORDERS = """
 CREATE TABLE orders (
     id serial PRIMARY KEY,
@@ -38,13 +37,6 @@ CREATE TABLE orders (
     note text
 )
 """
-
-
-def fresh(url: str, database: str) -> str:
-    with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {database}")
-    return f"{url}/{database}"
 
 
 def make_rows(count: int, healed_every: int = 0) -> list[dict]:
@@ -97,8 +89,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    app_url = fresh(args.postgres, APP).replace("postgresql://", "postgresql+psycopg://", 1)
-    store = Store.from_url(fresh(args.postgres, STORE))
+    # This run's databases (tests.resources, SELFMEND_TEST_SLOT), dropped when it exits.
+    app_url = resources.fresh_database("bench_writer_app", args.postgres)
+    app_url = app_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    store = Store.from_url(
+        resources.fresh_database("bench_writer_store", args.postgres), migrate=True
+    )
     engine = create_engine(app_url)
     with engine.begin() as connection:
         connection.exec_driver_sql(ORDERS)
@@ -108,12 +104,13 @@ def main() -> None:
     healed = batches(make_rows(args.rows, healed_every=10), args.batch)
     plain_rate(engine, table, clean[:2])  # connections open, statements compiled
     resilient_rate(writer, clean[:2] + healed[:1])
-    plain, resilient, ratios, with_heals = [], [], [], []
+    plain, resilient, ratios, with_heals, healed_ratios = [], [], [], [], []
     for _ in range(args.repeat):
         plain.append(plain_rate(engine, table, clean))
         resilient.append(resilient_rate(writer, clean))
         ratios.append(resilient[-1] / plain[-1])
         with_heals.append(resilient_rate(writer, healed))
+        healed_ratios.append(with_heals[-1] / plain[-1])
     print(
         f"machine: {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}; {args.rows:,} rows of 6 columns in batches of "
@@ -126,6 +123,10 @@ def main() -> None:
         f"(range {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.80)"
     )
     print(f"resilient, 1 row in 10 healed:   {spread(with_heals)}")
+    print(
+        f"ratio healed / plain:            {median(healed_ratios):.2f} "
+        f"(range {min(healed_ratios):.2f}-{max(healed_ratios):.2f})"
+    )
     writer.close()
     store.close()
 
