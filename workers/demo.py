@@ -15,10 +15,13 @@ from rich.table import Table
 
 from selfmend.client import Client
 from selfmend.config import Settings
+from selfmend.demo.progress import Heartbeat, waiting_for
 from selfmend.demo.simapp import FAULT_PATTERNS, SimulatedShop
 from selfmend.demo.timeline import FaultRow, compressed, false_incidents, fault_rows
 from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.store import Store
+
+QUIET_SECONDS = 5.0  # the longest the demo stays silent
 
 
 def run_demo(
@@ -46,6 +49,7 @@ def run_demo(
     started = time.time()
     schedule = list(faults)
     rows: list[FaultRow] = []
+    heartbeat = Heartbeat(QUIET_SECONDS, started)
     with embedded_worker(app), Progress(console=console, transient=True) as progress:
         bar = progress.add_task("fault-free stretch", total=len(faults) * 2)
         while time.time() - started < deadline:
@@ -56,6 +60,7 @@ def run_demo(
                 shop.inject(fault)
                 injected[fault] = time.time()
                 console.print(f"  t={elapsed:5.1f}s  injected [red]{fault}[/]")
+                heartbeat.said(time.time())
             rows = fault_rows(system.store, injected, FAULT_PATTERNS)
             closed = sum(row.done for row in rows)
             progress.update(
@@ -65,6 +70,10 @@ def run_demo(
             )
             if not schedule and closed == len(faults):
                 break
+            if heartbeat.due(time.time()):
+                console.print(
+                    f"  t={elapsed:5.1f}s  [dim]{waiting_for(elapsed, schedule, rows)}[/]"
+                )
             time.sleep(1.0)
         shop.client.close()
     first_fault = min(injected.values(), default=time.time())
