@@ -371,3 +371,24 @@ def test_the_beat_runs_retention_on_its_own_queue_with_an_expiry():
         "options": {"expires": 3600},
     }
     assert "retention" in STAGES
+
+
+def test_the_retention_task_runs_the_stage_and_returns_its_report(tmp_path):
+    from selfmend.config import Settings
+    from selfmend.system import System
+    from tasks.retention import retention
+    from workers import runtime
+
+    system = System.from_settings(Settings(home=tmp_path / "home", raw_retention_hours=1))
+    system.store.samples.insert(
+        [Sample(series="m.s0", ts=1_000_000.0 + i, value=float(i), labels={}) for i in range(90)]
+    )
+    runtime.install(system)
+    try:
+        report = retention.apply().get()
+    finally:
+        runtime.reset()
+        system.store.close()
+
+    assert report["folded"] == 90 and report["finished"] is True
+    assert set(report["deleted"]) >= {"log_events", "anomalies", "rollups_60s", "rollups_3600s"}
