@@ -75,8 +75,8 @@ class Sender:
         """Have the flusher send everything added so far and wait for it, ``timeout`` at most;
         returns how many items were sent meanwhile. On the flusher thread (a handler the
         flusher's own logging reached) it returns at once: the pass under way sends them."""
-        if threading.current_thread() is self.thread:
-            return 0
+        if threading.current_thread() is self.thread or not self.thread.is_alive():
+            return 0  # the pass under way sends them, or the client was closed
         with self._passes:
             target, sent_before = self._started + 1, self._sent
             self._wake.set()
