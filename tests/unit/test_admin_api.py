@@ -4,6 +4,7 @@ from the store; and ``selfmend resolve``, the CLI's way to close an incident."""
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -299,3 +300,15 @@ def test_the_api_docs_load_nothing_from_outside(api):
         assert asset.startswith("/") and not asset.startswith("//"), asset
         assert api.get(asset).status_code == 200, asset
     assert "/api-docs/openapi.json" in assets
+
+
+def test_the_readme_names_the_metrics_as_they_are_scraped(api):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    paragraph = readme[readme.index("`/health` and `/metrics` need no key") :].split("\n\n")[0]
+    named = set(re.findall(r"`(selfmend_[a-z_]+)(?:\{[^}`]*\})?`", paragraph))
+    scraped = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in text_string_to_metric_families(api.get("/metrics").text)
+    }
+
+    assert named == scraped
