@@ -115,6 +115,30 @@ class Settings(BaseSettings):
         "(it died) is delivered again. Keep it well above settle plus verify window.",
     )
     max_clock_skew_seconds: float = Field(300.0, gt=0)
+    database_connect_timeout_seconds: int = Field(
+        10,
+        ge=2,
+        description="Every database engine (the store, the monitored and watched databases, "
+        "the writer's) gives up connecting after this; PostgreSQL's connect_timeout, 2 s at least.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A statement running longer is cancelled (PostgreSQL's statement_timeout); "
+        "on SQLite, how long a statement waits for another writer's lock.",
+    )
+    index_build_timeout_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="The statement timeout of pg_create_index's CREATE INDEX CONCURRENTLY alone, "
+        "which takes longer than the store's reads; keep it under the remediate stage's limit.",
+    )
+    stage_time_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description='Soft time limit in seconds per stage, a JSON object ({"analyze": 600}) laid '
+        "over the defaults; the hard limit is 10% later. Both must stay under "
+        "visibility_timeout_seconds; checked when the Celery app is created.",
+    )
     push_batch_size: int = Field(500, ge=1)
     push_flush_seconds: float = Field(1.0, gt=0)
     series_shards: int = Field(1, ge=1, description="analyze fans out over this many shards.")

@@ -59,6 +59,7 @@ from selfmend.resilience.schema.databases import watched_databases
 from selfmend.resilience.schema.watch import SchemaWatch
 from selfmend.store import Store
 from selfmend.store.claims import Caps
+from selfmend.store.engine import DatabaseTimeouts
 from selfmend.store.retention import Retention, RetentionPolicy
 from selfmend.store.task_aliases import TaskAliasStore
 from selfmend.verify import Verifier
@@ -96,7 +97,10 @@ class System:
         """
         user = read_patterns(settings.patterns_file) if settings.patterns_file else ()
         parts.setdefault("patterns", with_user_patterns(BUILTIN_PATTERNS, user))
-        system = cls(settings, Store.from_url(settings.resolved_store_url), **parts)
+        timeouts = DatabaseTimeouts.from_settings(settings)
+        system = cls(
+            settings, Store.from_url(settings.resolved_store_url, timeouts=timeouts), **parts
+        )
         system.pull_collectors = system._pull_collectors()
         known = system.catalogue.params_models()
         check_actions(user, known, source=str(settings.patterns_file))
@@ -105,18 +109,26 @@ class System:
 
     def _pull_collectors(self) -> list[Collector]:
         collectors: list[Collector] = [RedisCollector(u) for u in self.settings.monitor_redis_urls]
-        collectors += [PostgresCollector(u) for u in self.settings.monitor_postgres_urls]
+        collectors += [
+            PostgresCollector(u, timeouts=self.database_timeouts)
+            for u in self.settings.monitor_postgres_urls
+        ]
         collectors += [PrometheusCollector(u) for u in self.settings.prometheus_targets]
         if self.celery_probe is not None:
             collectors.append(CeleryCollector(self.celery_probe))
         return collectors
+
+    @property
+    def database_timeouts(self) -> DatabaseTimeouts:
+        """The bounds every engine has: the store's, and those to monitored or watched databases."""
+        return DatabaseTimeouts.from_settings(self.settings)
 
     @cached_property
     def catalogue(self) -> Catalogue:
         """The allow-list: the built-in actions, those of ``action_factories``, and the user's
         actions from the ``selfmend.actions`` entry point group."""
         aliases = TaskAlias(TaskAliasStore(self.store.controls), self.task_registry)
-        databases = MonitoredDatabases(self.settings.monitor_postgres_urls)
+        databases = MonitoredDatabases(self.settings.monitor_postgres_urls, self.database_timeouts)
         cache = self._cache_redis()
         built_in = [
             CacheWarm(cache),
@@ -128,7 +140,7 @@ class System:
             PgCancelQueries(databases),
             PgEndIdleTransactions(databases),
             PgAnalyze(databases),
-            PgCreateIndex(databases),
+            PgCreateIndex(databases, self.settings.index_build_timeout_seconds),
             CeleryAutoscale(self.worker_pools),
             CeleryPoolRestart(self.worker_pools),
             CeleryRateLimit(self.task_control),
@@ -244,7 +256,9 @@ class System:
 
     @cached_property
     def schema_watch(self) -> SchemaWatch:
-        databases = watched_databases(self.settings.resolved_schema_watch_urls)
+        databases = watched_databases(
+            self.settings.resolved_schema_watch_urls, self.database_timeouts
+        )
         return SchemaWatch(self.store, databases)
 
     def watch_schemas(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from kombu import Queue
 
 from schedules import build_schedule
 from selfmend.config import Settings
+from workers.limits import annotations, stage_limits
 
 EMBEDDED_TRANSPORT = "workers.filebroker:Transport"
 STAGES = (
@@ -29,7 +30,8 @@ def queue_name(stage: str) -> str:
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
-    app = Celery("selfmend", include=TASK_MODULES, task_cls="workers.beat:BeatGuardedTask")
+    limits = stage_limits(settings, STAGES)  # refused here, not when a stage runs too long
+    app = Celery("selfmend", include=TASK_MODULES, task_cls="workers.limits:StageTask")
     settings.home.mkdir(parents=True, exist_ok=True)
     app.conf.update(
         broker_url=settings.resolved_broker_url,
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_default_queue=queue_name("collect"),
         task_routes={f"selfmend.{stage}": {"queue": queue_name(stage)} for stage in STAGES},
         task_track_started=True,
+        task_annotations=annotations(limits),
         # A late-acked task whose connection is lost is redelivered, so stop running it here.
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_send_task_events=True,

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from selfmend.collect.base import samples_at
 from selfmend.models import Sample
-from selfmend.store.engine import make_engine
+from selfmend.store.engine import DatabaseTimeouts, make_engine
 
 SERIES = (
     "postgres.connections",
@@ -71,8 +71,10 @@ TABLES = text("""
 class PostgresCollector:
     name = "postgres"
 
-    def __init__(self, url: str, engine: Engine | None = None) -> None:
-        self.engine = engine or make_engine(url)
+    def __init__(
+        self, url: str, engine: Engine | None = None, timeouts: DatabaseTimeouts | None = None
+    ) -> None:
+        self.engine = engine or make_engine(url, timeouts)
         self.database = make_url(url).database or "postgres"
 
     def collect(self) -> list[Sample]:

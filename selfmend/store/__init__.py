@@ -7,7 +7,7 @@ from sqlalchemy import Connection, Engine
 from selfmend.store.breakers import BreakerEventLog
 from selfmend.store.claims import Claims
 from selfmend.store.controls import ControlStore
-from selfmend.store.engine import make_engine, reads
+from selfmend.store.engine import DatabaseTimeouts, make_engine, reads
 from selfmend.store.executions import ExecutionLog
 from selfmend.store.gate import GateReads
 from selfmend.store.heals import HealStore
@@ -36,11 +36,13 @@ class Store:
         self.breaker_events = BreakerEventLog(engine)
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool = False) -> Store:
+    def from_url(
+        cls, url: str, *, migrate: bool = False, timeouts: DatabaseTimeouts | None = None
+    ) -> Store:
         """The store at ``url``, as it is; with ``migrate``, its schema brought to the latest
         first (``selfmend db upgrade``, the demo, tests). The application's client never
         migrates, and never loads Alembic."""
-        engine = make_engine(url)
+        engine = make_engine(url, timeouts)
         if migrate:
             from selfmend.store.migrate import upgrade
 
@@ -48,12 +50,14 @@ class Store:
         return cls(engine)
 
     @classmethod
-    def for_service(cls, url: str, *, schema_wait: float) -> Store:
+    def for_service(
+        cls, url: str, *, schema_wait: float, timeouts: DatabaseTimeouts | None = None
+    ) -> Store:
         """The store as a worker, beat or the admin API opens it. The embedded SQLite store is
         migrated here: every process sharing it runs on this machine from one install. A server
         store is migrated only by ``selfmend db upgrade`` (the compose ``migrate`` job), an
         explicit step of a deployment; this waits up to ``schema_wait`` seconds for it."""
-        engine = make_engine(url)
+        engine = make_engine(url, timeouts)
         from selfmend.store.migrate import upgrade, wait_for_schema
 
         if engine.dialect.name == "sqlite":

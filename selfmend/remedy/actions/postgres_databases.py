@@ -14,12 +14,13 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from selfmend.errors import ActionError
-from selfmend.store.engine import make_engine
+from selfmend.store.engine import DatabaseTimeouts, make_engine
 
 
 class MonitoredDatabases:
-    def __init__(self, urls: Iterable[str]) -> None:
+    def __init__(self, urls: Iterable[str], timeouts: DatabaseTimeouts | None = None) -> None:
         self._urls = {make_url(url).database or "postgres": url for url in urls}
+        self.timeouts = timeouts or DatabaseTimeouts()
         self._engines: dict[str, Engine] = {}
 
     @cached_property
@@ -42,5 +43,5 @@ class MonitoredDatabases:
 
     def engine(self, database: str) -> Engine:
         if database not in self._engines:
-            self._engines[database] = make_engine(self._urls[database])
+            self._engines[database] = make_engine(self._urls[database], self.timeouts)
         return self._engines[database]

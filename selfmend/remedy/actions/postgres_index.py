@@ -4,9 +4,10 @@ Building an index on a live table takes time and disk and changes every plan tha
 the risk is high: a person approves each one. The table and columns are checked against the
 database's schema and quoted; at most three columns, one index per apply. CONCURRENTLY keeps
 writes flowing while it builds, and a lock timeout keeps it from queueing behind a long
-transaction. A build that fails leaves an invalid index, which is dropped at once. An index
-whose leading columns are these already counts as done. Undo drops the index it created,
-concurrently too.
+transaction. The build has a statement timeout of its own (``index_build_timeout_seconds``),
+longer than the one every other statement has, set for it and reset after it. A build that
+fails leaves an invalid index, which is dropped at once. An index whose leading columns are
+these already counts as done. Undo drops the index it created, concurrently too.
 
 Without ``table`` and ``columns`` the plan recommends the index (``postgres_index_advice``):
 the columns the sessions' recent queries filter the most sequentially scanned table on. The
@@ -68,8 +69,9 @@ class PgCreateIndex:
     risk = Risk.HIGH
     reversible = True
 
-    def __init__(self, databases: MonitoredDatabases) -> None:
+    def __init__(self, databases: MonitoredDatabases, build_timeout_seconds: float = 600.0) -> None:
         self.databases = databases
+        self.build_timeout_ms = max(1, round(build_timeout_seconds * 1000))
 
     def plan(self, params: dict[str, Any]) -> Plan:
         request = parse_params(IndexRequest, self.name, params)
@@ -129,6 +131,7 @@ class PgCreateIndex:
             columns = ", ".join(quote(column) for column in parsed.columns)
             self._drop(connection, parsed.schema_name, index)  # an invalid one from a failed try
             connection.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
+            connection.execute(text(f"SET statement_timeout = {self.build_timeout_ms}"))
             try:
                 connection.execute(
                     text(f"CREATE INDEX CONCURRENTLY {quote(index)} ON {table} ({columns})")
@@ -136,6 +139,9 @@ class PgCreateIndex:
             except Exception as error:
                 self._drop(connection, parsed.schema_name, index)
                 raise ActionError(f"{self.name}: building {index} failed: {error}") from error
+            finally:  # the pooled connection goes back with the bounds every statement has
+                connection.execute(text("RESET statement_timeout"))
+                connection.execute(text("RESET lock_timeout"))
         return {"changed": True, "index": index}
 
     def rollback(self, plan: Plan) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -18,10 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from selfmend.errors import ConfigurationError, DatabaseUnreachable
-from selfmend.store.engine import normalize_url
-
-CONNECT_TIMEOUT_SECONDS = 10
-STATEMENT_TIMEOUT_MS = 30_000
+from selfmend.store.engine import DatabaseTimeouts, normalize_url
 
 
 def database_name(url: str) -> str:
@@ -35,6 +32,7 @@ def database_name(url: str) -> str:
 class WatchedDatabase:
     name: str
     url: str
+    timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
 
     @property
     def shown_url(self) -> str:
@@ -43,16 +41,14 @@ class WatchedDatabase:
 
     @cached_property
     def engine(self) -> Engine:
-        """A small pool with short timeouts: a watch must not hang on a database that is down,
+        """A small pool with the timeouts: a watch must not hang on a database that is down,
         and never creates a SQLite file that is missing."""
         url = make_url(normalize_url(self.url))
+        options = self.timeouts.connect_args(normalize_url(self.url))
         if url.get_backend_name() == "sqlite":
             read_only = {**url.query, "mode": "ro", "uri": "true"}
-            return create_engine(url.set(database=f"file:{url.database}", query=read_only))
-        options = {
-            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-        }
+            file = url.set(database=f"file:{url.database}", query=read_only)
+            return create_engine(file, connect_args=options)
         return create_engine(url, pool_size=1, max_overflow=1, connect_args=options)
 
     @contextmanager
@@ -68,11 +64,13 @@ class WatchedDatabase:
             ) from error
 
 
-def watched_databases(urls: Iterable[str]) -> tuple[WatchedDatabase, ...]:
+def watched_databases(
+    urls: Iterable[str], timeouts: DatabaseTimeouts | None = None
+) -> tuple[WatchedDatabase, ...]:
     """The databases of ``SELFMEND_SCHEMA_WATCH_URLS``, refusing two with one name."""
     databases: dict[str, WatchedDatabase] = {}
     for url in urls:
-        watched = WatchedDatabase(database_name(url), url)
+        watched = WatchedDatabase(database_name(url), url, timeouts or DatabaseTimeouts())
         if watched.name in databases:
             raise ConfigurationError(
                 f"schema_watch_urls: {databases[watched.name].shown_url} and {watched.shown_url} "

@@ -43,7 +43,7 @@ from selfmend.resilience.writer.names import Synonyms
 from selfmend.resilience.writer.results import BatchResult, Heal, RowError, RowWritten, in_order
 from selfmend.resilience.writer.watch import ChangeWatch
 from selfmend.store import Store
-from selfmend.store.engine import normalize_url
+from selfmend.store.engine import DatabaseTimeouts, normalize_url
 from selfmend.store.heals import RuleBook
 
 log = structlog.get_logger(__name__)
@@ -71,6 +71,7 @@ class ResilientWriter:
 
     ``retries`` is how often a write whose connection dropped before it committed is tried
     again; a column the database says is gone makes the writer re-inspect once and retry.
+    Given a URL, the writer's engine connects and runs each statement within ``timeouts``.
     """
 
     def __init__(
@@ -82,9 +83,12 @@ class ResilientWriter:
         synonyms: Iterable[Iterable[str]] = (),
         retries: int = 2,
         watch_interval: float = 1.0,
+        timeouts: DatabaseTimeouts | None = None,
     ) -> None:
         if isinstance(engine, str):
-            engine = create_engine(normalize_url(engine), pool_pre_ping=True)
+            url = normalize_url(engine)
+            bounds = (timeouts or DatabaseTimeouts()).connect_args(url)
+            engine = create_engine(url, pool_pre_ping=True, connect_args=bounds)
         self.engine = engine
         self.database = database_name(engine.url.render_as_string(hide_password=False))
         self.store = store
