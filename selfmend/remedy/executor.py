@@ -178,7 +178,14 @@ class Executor:
                 )
             return Remediation(incident.id, outcome, decision.reason, name)
         applying = attempt.row(ExecutionState.APPLYING, decision.reason)
-        claim = self.store.claims.claim(incident.id, _STARTABLE, applying, self.caps, planned)
+        claim = self.store.claims.claim(
+            incident.id,
+            _STARTABLE,
+            applying,
+            self.caps,
+            planned,
+            cooldown_seconds=self.cooldown_seconds,
+        )
         if claim.capped is not None:
             capped = attempt.row(ExecutionState.SKIPPED, claim.capped, once=False)
             self.store.executions.record_rows([planned, capped])

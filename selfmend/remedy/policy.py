@@ -1,7 +1,8 @@
 """The safety gate: decides, from facts the executor gathers, whether an action may run now.
 
 A pure function of its inputs, so every rule is testable alone and every decision carries the
-reason that goes into the audit log.
+reason that goes into the audit log. The cooldown read here comes before the claim, unlocked;
+the claim applies the same rule again under its lock (``selfmend/store/claims.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from enum import StrEnum
 
 from selfmend.config import Mode
 from selfmend.models import Risk
+from selfmend.store.claims import cooldown_hold
 
 
 class Verdict(StrEnum):
@@ -45,14 +47,11 @@ def decide(facts: GateFacts) -> Decision:
         return Decision(Verdict.SKIP, f"kill switch is on for {facts.action}")
     if facts.mode == "observe":
         return Decision(Verdict.SKIP, "mode is observe: detect only")
-    if facts.last_applied_at is not None:
-        waited = facts.now - facts.last_applied_at
-        if waited < facts.cooldown_seconds:
-            return Decision(
-                Verdict.SKIP,
-                f"cooldown: {facts.action} on {facts.target} ran {waited:.0f} s ago "
-                f"(cooldown {facts.cooldown_seconds:.0f} s)",
-            )
+    cooling = cooldown_hold(
+        facts.action, facts.target, facts.last_applied_at, facts.cooldown_seconds, facts.now
+    )
+    if cooling is not None:
+        return Decision(Verdict.SKIP, cooling)
     if facts.mode == "dry_run":
         return Decision(Verdict.DRY_RUN, "mode is dry_run: planned, not applied")
     if facts.risk.needs_approval and not facts.approved:

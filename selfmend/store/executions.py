@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine, Select, bindparam, select
 
 from selfmend.models import ExecutionState, Risk
 from selfmend.store.engine import reads
@@ -93,16 +93,25 @@ _HISTORY = (
     .order_by(executions.c.id)
 )
 _STEP = select(executions).where(executions.c.idempotency_key == bindparam("key"))
-LAST_APPLIED = (  # when an action last ran on a target: what the cooldown counts from
-    select(executions.c.created_at)
-    .where(
-        executions.c.action == bindparam("action"),
-        executions.c.target == bindparam("target"),
-        executions.c.state == str(ExecutionState.APPLIED),
+
+
+def last_applied(action: str = "action", target: str = "target") -> Select:
+    """When an action last ran on a target, what the cooldown counts from; the bound
+    parameters' names are given, as an update of a table with a ``target`` column needs
+    another."""
+    return (
+        select(executions.c.created_at)
+        .where(
+            executions.c.action == bindparam(action),
+            executions.c.target == bindparam(target),
+            executions.c.state == str(ExecutionState.APPLIED),
+        )
+        .order_by(executions.c.created_at.desc())
+        .limit(1)
     )
-    .order_by(executions.c.created_at.desc())
-    .limit(1)
-)
+
+
+LAST_APPLIED = last_applied()
 
 
 class ExecutionLog:
