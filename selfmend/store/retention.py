@@ -16,6 +16,7 @@ table would carry that much bloat (SQLite reuses freed pages by itself).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -70,6 +71,30 @@ PRUNED: tuple[tuple[Table, Column], ...] = (
 )
 
 
+@dataclass
+class _Run:
+    report: RetentionReport
+    began: float
+    budget_seconds: float
+
+    def batches(self, step: Callable[[], int], size: float) -> int:
+        """Run ``step`` (one batch, returning its rows) until it returns fewer than ``size`` or
+        the budget is spent; then no further batch of the run starts."""
+        total = 0
+        while self.report.finished:
+            done = step()
+            self.report.batches += 1
+            total += done
+            if done < size:
+                break
+            if self.spent():
+                self.report.finished = False
+        return total
+
+    def spent(self) -> bool:
+        return time.monotonic() - self.began > self.budget_seconds
+
+
 class Retention:
     def __init__(self, engine: Engine, policy: RetentionPolicy) -> None:
         self.engine = engine
@@ -80,52 +105,50 @@ class Retention:
 
     def run(self, now: float | None = None) -> RetentionReport:
         now = time.time() if now is None else now
-        began = time.monotonic()
-        report = RetentionReport()
+        run = _Run(RetentionReport(), time.monotonic(), self.policy.budget_seconds)
         policy, rows = self.policy, self.policy.batch_rows
-
-        def batches(step: Callable[[], int], size: int = rows) -> int:
-            """Run ``step`` (one batch, returning its rows) until it returns fewer than
-            ``size`` or the budget is spent."""
-            total = 0
-            while report.finished:
-                done = step()
-                report.batches += 1
-                total += done
-                if done < size:
-                    break
-                if time.monotonic() - began > policy.budget_seconds:
-                    report.finished = False
-            return total
-
-        report.counted = batches(lambda: self.step_counts.fold_batch(now, rows))
+        run.report.counted = run.batches(lambda: self.step_counts.fold_batch(now, rows), rows)
         counted = self.step_counts.position()
         archive_before = now - policy.audit_archive_hours * HOURS
-        report.archived = batches(
+        run.report.archived = run.batches(
             lambda: self.archive.archive_batch(
                 archive_before, counted, ARCHIVE_INCIDENTS_PER_BATCH, now
             ),
-            size=1,  # a batch is whole incidents: go on while any moved
+            1,  # a batch is whole incidents: go on while any moved
         )
         skips_before = now - policy.event_hours * HOURS
-        report.collapsed = batches(
-            lambda: self.archive.collapse_batch(skips_before, counted, rows, now)
+        run.report.collapsed = run.batches(
+            lambda: self.archive.collapse_batch(skips_before, counted, rows, now), rows
         )
-        report.folded = self._fold_samples(now, batches)
+        run.report.folded = self._fold_samples(now, run)
         for resolution, hours in ((MINUTE, policy.minute_hours), (HOUR, policy.hour_hours)):
             cutoff = now - hours * HOURS
-            report.deleted[f"rollups_{resolution}s"] = batches(
-                lambda r=resolution, c=cutoff: self.rollups.prune_batch(r, c, rows)
+            run.report.deleted[f"rollups_{resolution}s"] = run.batches(
+                lambda r=resolution, c=cutoff: self.rollups.prune_batch(r, c, rows), rows
             )
         for table, column in PRUNED:
             cutoff = now - policy.event_hours * HOURS
-            report.deleted[table.name] = batches(
-                lambda t=table, c=column, cut=cutoff: self._prune_batch(t, c, cut)
+            run.report.deleted[table.name] = run.batches(
+                lambda t=table, c=column, cut=cutoff: self._prune_batch(t, c, cut), rows
             )
         if self.engine.dialect.name == "postgresql":
-            self._vacuum(report)
-        report.seconds = time.monotonic() - began
-        return report
+            self._vacuum(run.report)
+        run.report.seconds = time.monotonic() - run.began
+        return run.report
+
+    def _fold_samples(self, now: float, run: _Run) -> int:
+        # A whole minute: the newest aggregates then cover whole minutes of raw samples.
+        cutoff = (now - self.policy.raw_hours * HOURS) // MINUTE * MINUTE
+        rows, folded = self.policy.batch_rows, 0
+        for group in self.rollups.groups(cutoff, rows):
+            if not run.report.finished:
+                break
+            # A group is one batch; a series alone may have more, folded in slices.
+            size = rows if len(group) == 1 else math.inf
+            folded += run.batches(lambda g=group: self.rollups.fold_batch(g, cutoff, rows), size)
+            if run.spent():
+                run.report.finished = False
+        return folded
 
     def _vacuum(self, report: RetentionReport) -> None:
         """VACUUM (not FULL: it takes no lock that stops writers) what this run deleted from."""
@@ -138,17 +161,6 @@ class Retention:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             for name in sorted(names):
                 connection.exec_driver_sql(f"VACUUM {name}")
-
-    def _fold_samples(self, now: float, batches: Callable[..., int]) -> int:
-        # A whole minute: the newest aggregates then cover whole minutes of raw samples.
-        cutoff = (now - self.policy.raw_hours * HOURS) // MINUTE * MINUTE
-        after: list[tuple] = [(-1, 0.0)]
-
-        def step() -> int:
-            folded, after[0] = self.rollups.fold_batch(after[0], cutoff, self.policy.batch_rows)
-            return folded
-
-        return batches(step)
 
     def _prune_batch(self, table: Table, column: Column, cutoff: float) -> int:
         oldest = select(table.c.id).where(column < cutoff).limit(self.policy.batch_rows)

@@ -11,6 +11,7 @@ which merge exactly when a later run (or a late sample) folds more into the same
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, Integer, bindparam, cast, func, select, text, tuple_
@@ -21,7 +22,6 @@ from selfmend.store.tables import sample_rollups, samples, series
 
 MINUTE, HOUR = 60, 3600
 RESOLUTIONS = (MINUTE, HOUR)
-_LAST_KEY = (2**31 - 1, math.inf)  # past every (series_id, ts): the end of the last batch
 
 _MERGE = {
     "sqlite": "min(sample_rollups.min_value, excluded.min_value), "
@@ -33,9 +33,28 @@ _BUCKET = {  # the start of a sample's bucket; ts is positive, so truncation is 
     "sqlite": "CAST(ts / {r} AS INTEGER) * {r}",
     "postgresql": "floor(ts / {r}) * {r}",
 }
-_BATCH = (
-    "(series_id, ts) > (:after_series, :after_ts) AND (series_id, ts) <= (:end_series, :end_ts) "
-    "AND ts < :cutoff"
+_BATCH = "series_id IN :ids AND ts < :cutoff AND ts <= :until"
+SERIES_PER_READ = 1000
+_SERIES_AFTER = (
+    select(series.c.id)
+    .where(series.c.id > bindparam("after"))
+    .order_by(series.c.id)
+    .limit(SERIES_PER_READ)
+)
+_OLD_COUNTS = (
+    select(samples.c.series_id, func.count())
+    .where(
+        samples.c.series_id.in_(bindparam("ids", expanding=True)),
+        samples.c.ts < bindparam("cutoff"),
+    )
+    .group_by(samples.c.series_id)
+)
+_SLICE_END = (
+    select(samples.c.ts)
+    .where(samples.c.series_id == bindparam("series_id"), samples.c.ts < bindparam("cutoff"))
+    .order_by(samples.c.ts)
+    .offset(bindparam("skip"))
+    .limit(1)
 )
 
 
@@ -82,46 +101,52 @@ class Rollups:
         self.reads = reads(engine)
         self.dialect = engine.dialect.name
         if self.dialect == "postgresql":
-            self._fold = [text(_postgres_fold())]
+            statements = [_postgres_fold()]
         else:
             # On SQLite the first INSERT takes the write lock, which the transaction holds until
             # it commits: no sample can arrive between the two reads and the DELETE.
-            folds = [_fold_into("sqlite", r, "samples") for r in RESOLUTIONS]
-            self._fold = [*map(text, folds), text(f"DELETE FROM samples WHERE {_BATCH}")]
+            statements = [_fold_into("sqlite", r, "samples") for r in RESOLUTIONS]
+            statements.append(f"DELETE FROM samples WHERE {_BATCH}")
+        ids = bindparam("ids", expanding=True)
+        self._fold = [text(statement).bindparams(ids) for statement in statements]
 
-    def fold_batch(self, after: tuple[int, float], cutoff: float, rows: int) -> tuple[int, tuple]:
-        """Fold about ``rows`` raw samples older than ``cutoff``, the first in (series_id, ts)
-        order after ``after``, in one transaction. Returns how many were folded and the key to
-        continue after; fewer than ``rows`` folded means none older than ``cutoff`` is left."""
-        end = self._batch_end(after, cutoff, rows)
-        bounds = {
-            "after_series": after[0],
-            "after_ts": after[1],
-            "end_series": end[0],
-            "end_ts": end[1],
-            "cutoff": cutoff,
-        }
+    def groups(self, cutoff: float, rows: int) -> Iterator[list[int]]:
+        """Series in groups whose samples older than ``cutoff`` are together at most ``rows``;
+        a series with more comes alone, and ``fold_batch`` takes it in slices. Counting reads
+        only those samples: each series' old points are the front of its index range."""
+        after = -1
+        while True:
+            with self.reads.connect() as connection:
+                ids = connection.execute(_SERIES_AFTER, {"after": after}).scalars().all()
+                if not ids:
+                    return
+                counts = dict(connection.execute(_OLD_COUNTS, {"ids": ids, "cutoff": cutoff}).all())
+            after = ids[-1]
+            group: list[int] = []
+            size = 0
+            for series_id in (i for i in ids if counts.get(i)):
+                if group and size + counts[series_id] > rows:
+                    yield group
+                    group, size = [], 0
+                group.append(series_id)
+                size += counts[series_id]
+            if group:
+                yield group
+
+    def fold_batch(self, ids: list[int], cutoff: float, rows: int) -> int:
+        """Fold the samples older than ``cutoff`` of the series ``ids`` in one transaction, or,
+        for one series, its oldest ``rows`` (and any sharing the last one's time); returns how
+        many were folded. Fewer than ``rows`` from one series means none is left."""
+        until = math.inf
+        if len(ids) == 1:
+            with self.reads.connect() as connection:
+                bounds = {"series_id": ids[0], "cutoff": cutoff, "skip": rows - 1}
+                until = connection.execute(_SLICE_END, bounds).scalar() or math.inf
+        bounds = {"ids": ids, "cutoff": cutoff, "until": until}
         with self.engine.begin() as connection:
             results = [connection.execute(statement, bounds) for statement in self._fold]
             last = results[-1]  # PostgreSQL: count(*) of the deleted; SQLite: the DELETE
-            folded = last.scalar_one() if self.dialect == "postgresql" else last.rowcount
-        return folded, end
-
-    def _batch_end(self, after: tuple[int, float], cutoff: float, rows: int) -> tuple[int, float]:
-        """The key of the ``rows``-th sample to fold, or past the last one if fewer are left.
-        The (series_id, ts) index serves it; a batch ends on a key, so samples that share it
-        fold together and the batch may be a few rows over."""
-        key = tuple_(samples.c.series_id, samples.c.ts)
-        query = (
-            select(samples.c.series_id, samples.c.ts)
-            .where(key > tuple_(*after), samples.c.ts < cutoff)
-            .order_by(samples.c.series_id, samples.c.ts)
-            .offset(rows - 1)
-            .limit(1)
-        )
-        with self.reads.connect() as connection:
-            found = connection.execute(query).first()
-        return _LAST_KEY if found is None else (found[0], found[1])
+            return last.scalar_one() if self.dialect == "postgresql" else last.rowcount
 
     def prune_batch(self, resolution: int, cutoff: float, rows: int) -> int:
         """Delete up to ``rows`` aggregates of ``resolution`` whose bucket ended by ``cutoff``."""

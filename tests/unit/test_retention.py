@@ -124,17 +124,29 @@ def test_every_fold_is_one_bounded_transaction(store, monkeypatch):
     original = Rollups.fold_batch
 
     def counted(self, *args):
-        folded, end = original(self, *args)
+        folded = original(self, *args)
         folds.append(folded)
-        return folded, end
+        return folded
 
     monkeypatch.setattr(Rollups, "fold_batch", counted)
     report = Retention(store.engine, policy(batch_rows=100)).run(NOW)
 
     assert report.folded == eligible == sum(folds)
     assert len(folds) >= eligible // 101
-    assert max(folds) <= 101  # a batch ends on a key; samples sharing it may add one
+    assert max(folds) <= 101  # a slice ends on a time; samples sharing it may add one
     assert report.finished
+
+
+def test_a_series_with_more_than_a_batch_is_folded_in_slices(store):
+    points = [Sample(series="m.big", ts=NOW - 5 * HOURS + i, value=float(i)) for i in range(1000)]
+    store.samples.insert(points)
+
+    report = Retention(store.engine, policy(batch_rows=100)).run(NOW)
+
+    assert report.folded == 1000 and report.finished
+    assert report.batches >= 11  # ten slices of 100 and the empty look that ends them
+    (hour,) = store.samples.rollup_window("m.big", 0, NOW, HOUR)
+    assert (hour.count, hour.min, hour.max, hour.mean) == (1000, 0.0, 999.0, 499.5)
 
 
 def test_a_spent_budget_stops_the_run_and_the_next_run_goes_on(store):
