@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         description="Redis broker: a message a worker took and did not acknowledge within this "
         "(it died) is delivered again. Keep it well above settle plus verify window.",
     )
+    schema_wait_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="A worker, beat or API starting on a PostgreSQL store waits this long for "
+        "`selfmend db upgrade` to bring the schema up to date, then stops saying so.",
+    )
     max_clock_skew_seconds: float = Field(300.0, gt=0)
     database_connect_timeout_seconds: int = Field(
         10,

@@ -20,7 +20,7 @@ from selfmend.collect.base import Collector
 from selfmend.collect.celery_queues import CeleryCollector, CeleryProbe
 from selfmend.collect.postgres import PostgresCollector
 from selfmend.collect.prometheus import PrometheusCollector
-from selfmend.collect.push import PushBuffer, PushCollector, RedisPushBuffer, StorePushBuffer
+from selfmend.collect.push import PushCollector, push_buffer
 from selfmend.collect.redis import RedisCollector
 from selfmend.config import Settings
 from selfmend.detect.analyze import Analyzer, AnalyzeSettings
@@ -67,14 +67,6 @@ from selfmend.verify import Verifier
 log = structlog.get_logger(__name__)
 
 
-def push_buffer(settings: Settings, store: Store) -> PushBuffer:
-    if settings.redis_url:
-        import redis
-
-        return RedisPushBuffer(redis.Redis.from_url(settings.redis_url, socket_timeout=10))
-    return StorePushBuffer(store.engine)
-
-
 @dataclass
 class System:
     settings: Settings
@@ -97,10 +89,12 @@ class System:
         """
         user = read_patterns(settings.patterns_file) if settings.patterns_file else ()
         parts.setdefault("patterns", with_user_patterns(BUILTIN_PATTERNS, user))
-        timeouts = DatabaseTimeouts.from_settings(settings)
-        system = cls(
-            settings, Store.from_url(settings.resolved_store_url, timeouts=timeouts), **parts
+        store = Store.for_service(
+            settings.resolved_store_url,
+            schema_wait=settings.schema_wait_seconds,
+            timeouts=DatabaseTimeouts.from_settings(settings),
         )
+        system = cls(settings, store, **parts)
         system.pull_collectors = system._pull_collectors()
         known = system.catalogue.params_models()
         check_actions(user, known, source=str(settings.patterns_file))
@@ -283,8 +277,12 @@ class System:
             event_hours=settings.event_retention_hours,
             audit_archive_hours=settings.audit_archive_hours,
             batch_rows=settings.retention_batch_rows,
-            # Well inside the interval, so runs never pile up; what is left waits for the next.
-            budget_seconds=min(600.0, settings.retention_interval / 2),
+            # Inside the stage's soft time limit (workers/limits.py: 300 s unless set) and half
+            # the interval, so runs never pile up; what is left waits for the next run.
+            budget_seconds=min(
+                0.8 * settings.stage_time_limits.get("retention", 300.0),
+                settings.retention_interval / 2,
+            ),
         )
         return Retention(self.store.engine, policy)
 
