@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from selfmend.errors import ConfigurationError
+from selfmend.store.missing import missing_database
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,9 @@ def wait_for_schema(engine: Engine, wait: float, every: float = 1.0) -> None:
             with engine.connect() as connection:
                 current = current_revision(connection)
         except OperationalError as error:
+            missing = missing_database(engine, error)
+            if missing is not None:  # waiting will not make it; a person must
+                raise ConfigurationError(missing) from None
             current, problem = None, f"cannot connect ({error.orig or error})".splitlines()[0]
         else:
             problem = f"schema at {current or 'nothing'}, this selfmend needs {head}"

@@ -27,14 +27,15 @@ def check_database(url: str) -> None:
         with engine.connect():
             pass
     except OperationalError as error:
-        missing = _missing(engine, error)
+        missing = missing_database(engine, error)
         if missing is not None:
             raise ConfigurationError(missing) from None
     finally:
         engine.dispose()
 
 
-def _missing(engine: Engine, error: OperationalError) -> str | None:
+def missing_database(engine: Engine, error: OperationalError) -> str | None:
+    """What to say when ``error`` is that the database does not exist, else None."""
     url = engine.url
     where = f"the store at {url.render_as_string(hide_password=True)}"
     found = _NO_DATABASE.search(str(error.orig or error))

@@ -12,7 +12,7 @@ import sys
 from sqlalchemy import text
 
 from selfmend.store import Store
-from tests.resources import fresh_database
+from tests.resources import database_url, fresh_database
 
 SELFMEND = shutil.which("selfmend", path=os.path.dirname(sys.executable))
 # What a worker, beat or the API does first: build the system on the store, or open it.
@@ -66,3 +66,13 @@ def test_a_worker_with_no_migration_run_stops_saying_what_to_run(tmp_path):
     assert done.returncode != 0
     assert "run `selfmend db upgrade`" in done.stderr
     assert "schema at nothing" in done.stderr
+
+
+def test_a_worker_on_a_database_that_does_not_exist_says_how_to_create_it(tmp_path):
+    url = database_url("startup_never_created")  # named, not created
+    env = {**os.environ, "SELFMEND_STORE_URL": url, "SELFMEND_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert 'database "selfmend_s' in done.stderr and "createdb" in done.stderr
