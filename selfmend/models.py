@@ -41,6 +41,7 @@ class IncidentStatus(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     REMEDIATING = "remediating"
     VERIFYING = "verifying"
+    ROLLING_BACK = "rolling_back"  # its fix failed verification and is not yet rolled back
     RESOLVED = "resolved"
     ROLLED_BACK = "rolled_back"
     ESCALATED = "escalated"
@@ -67,7 +68,9 @@ class ExecutionState(StrEnum):
     APPLIED = "applied"
     FAILED = "failed"
     VERIFIED = "verified"
+    ROLLBACK_OWED = "rollback_owed"  # the verdict not fixed: owed until a rolled_back row
     ROLLED_BACK = "rolled_back"
+    IGNORED = "ignored"  # a verify of a fix no longer current: judged already, or superseded
     CLOSED = "closed"  # a person resolved the incident by hand
 
 

@@ -202,6 +202,7 @@ class System:
             approval_timeout_seconds=self.settings.approval_timeout_seconds,
             verification_seconds=self.verifier.longest_wait,
             redelivery_seconds=self.settings.visibility_timeout_seconds,
+            rollbacks=self.verifier.rollbacks,
         )
 
     def analyze(self, shard: int = 0, shards: int = 1, now: float | None = None) -> dict[str, Any]:

@@ -4,9 +4,15 @@ Fixed means the whole hold window after the settle delay is back in band: no met
 of the pattern that reads the incident's series holds over those samples (in a composite, the
 other series are context, not the symptom being fixed), or, for a detector incident, every
 sample lies in the band the detector knew before the fault; for a task alias, no message under
-the wrong name failed in the workers' logs over the window. Not fixed rolls the action back.
-Too early returns ``NotYet`` with the seconds to wait: the task reschedules itself, a worker
-never sleeps.
+the wrong name failed in the workers' logs over the window. Not fixed owes a rollback, paid at
+once (``selfmend/remedy/rollback.py``). Too early returns ``NotYet`` with the seconds to wait:
+the task reschedules itself, a worker never sleeps.
+
+Verify judges the execution it was sent, by its applied row, never whatever the incident holds
+now: a late, replayed or racing verify of a fix that is no longer the incident's current one
+(judged already, or superseded by the next candidate) is a no-op with an ``ignored`` row in the
+audit log. The verdict's keyed row (``verified`` or ``rollback_owed``) commits with the
+incident's move, so of two verifies of one fix only one verdict is ever counted.
 """
 
 from __future__ import annotations
@@ -16,18 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection
 
 from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import Pattern
 from selfmend.detect.unregistered import UNREGISTERED_TASK_PATTERN, logged
-from selfmend.models import ExecutionState, IncidentStatus, Verdict
+from selfmend.models import ExecutionState, IncidentStatus, Risk, Verdict
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
 from selfmend.remedy.choice import FixChooser
-from selfmend.remedy.escalation import tell
+from selfmend.remedy.current import not_current, sent
 from selfmend.remedy.executor import Remediation
-from selfmend.remedy.notify import ROLLED_BACK
+from selfmend.remedy.rollback import Rollbacks, owing
 from selfmend.store import Store
 from selfmend.store.executions import Execution, ExecutionLog, row_values
 from selfmend.store.incidents import Incident
@@ -70,6 +75,7 @@ class Verifier:
         self.catalogue = catalogue
         self.patterns = {pattern.name: pattern for pattern in patterns}
         self.chooser = FixChooser(store, self.patterns)
+        self.rollbacks = Rollbacks(store, catalogue)
         self.settle_seconds = settle_seconds
         self.window_seconds = window_seconds
         self.min_samples = min_samples
@@ -87,34 +93,36 @@ class Verifier:
         now = time.time() if now is None else now
         with self.store.reading() as connection:
             incident = self.store.incidents.get(remediation.incident_id, connection)
-            if not remediation.applied or incident.status is not IncidentStatus.VERIFYING:
-                return Judgement(
-                    incident.id,
-                    "none",
-                    str(incident.status),
-                    {},
-                    {"reason": f"nothing to verify: {remediation.reason}"},
-                )
-            start = remediation.applied_at + self.settle_seconds
-            end = start + self.window_seconds
-            if now < end:
-                return NotYet(end - now, "hold window not over")
+            if not remediation.applied:
+                reason = f"nothing to verify: {remediation.reason}"
+                return Judgement(incident.id, "none", str(incident.status), {}, {"reason": reason})
             history = self.store.executions.history(incident.id, connection)
-            points = self.store.samples.window(incident.series_key or "", start, end, connection)
+            applied = sent(history, remediation)
+            stale = not_current(incident, history, applied, remediation)
+            if stale is None:
+                start = applied.created_at + self.settle_seconds
+                end = start + self.window_seconds
+                if now < end:
+                    return NotYet(end - now, "hold window not over")
+                points = self.store.samples.window(
+                    incident.series_key or "", start, end, connection
+                )
+        if stale is not None:
+            return self._ignore(incident, remediation, applied, stale)
         if incident.pattern == UNREGISTERED_TASK_PATTERN:
-            return self._judge(incident, remediation, history, *self._routed(incident, start, end))
+            return self._judge(incident, applied, history, *self._routed(incident, start, end))
         if len(points) < self.min_samples:
-            if now < remediation.applied_at + self.longest_wait:
+            if now < applied.created_at + self.longest_wait:
                 return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
             return self._judge(
                 incident,
-                remediation,
+                applied,
                 history,
                 Verdict.NOT_FIXED,
                 {"samples": len(points), "reason": "no fresh measurements"},
             )
         verdict, after = self._in_band(incident, points)
-        return self._judge(incident, remediation, history, verdict, after)
+        return self._judge(incident, applied, history, verdict, after)
 
     def _in_band(
         self, incident: Incident, points: list[tuple[float, float]]
@@ -145,83 +153,99 @@ class Verifier:
     def _judge(
         self,
         incident: Incident,
-        remediation: Remediation,
+        applied: Execution,
         history: list[Execution],
         verdict: Verdict,
         after: dict[str, Any],
     ) -> Judgement:
-        action = self.catalogue.get(remediation.action or "")
-        status = self._status_after(incident, verdict, action.name, history)
+        action = self.catalogue.get(applied.action)
         claim = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLYING)
-        attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim)
+        attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim or applied)
         before = {"root_cause": incident.root_cause, **incident.evidence}
-        # The verdict, its outcome count, its row and any message move the incident together;
-        # whoever moves it owns the verdict, and a second delivery records nothing.
-        with self.store.engine.begin() as connection:
-            owned = self.store.incidents.advance(
-                incident.id, [IncidentStatus.VERIFYING], status, connection
-            )
-            if owned:
+        if verdict is Verdict.FIXED:
+            status = IncidentStatus.RESOLVED
+            row = attempt.row(ExecutionState.VERIFIED, "back in band", result=after)
+        else:
+            status = IncidentStatus.ROLLING_BACK
+            row = owing(attempt, self._after_rollback(incident, action.name, history), after)
+        judged = self._commit(incident, applied, row, status, verdict, before, after)
+        if judged is None:  # another delivery judged it first, since it was read
+            fresh = self.store.incidents.get(incident.id)
+            latest = self.store.executions.history(incident.id)
+            why = not_current(fresh, latest, applied) or "another delivery judged it first"
+            return self._ignore(fresh, Remediation.already_applied(applied, why), applied, why)
+        if verdict is not Verdict.FIXED:
+            status = self.rollbacks.pay(incident, judged, ACTOR)
+        log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
+        return Judgement(incident.id, str(verdict), str(status), before, after)
+
+    def _commit(
+        self,
+        incident: Incident,
+        applied: Execution,
+        row: dict[str, Any],
+        status: IncidentStatus,
+        verdict: Verdict,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> Execution | None:
+        """The verdict's keyed row, the incident's move and the outcome count, together; None
+        (and nothing written) if the incident moved on or this fix was judged already."""
+        try:
+            with self.store.engine.begin() as connection:
+                if not self.store.incidents.advance(
+                    incident.id, [IncidentStatus.VERIFYING], status, connection
+                ):
+                    return None
+                judged = self.store.executions.append(connection, row_values(**row))
+                if judged is None:  # the incident is verifying a later fix: undo the move
+                    raise _Judged()
                 self.store.outcomes.record(
                     connection,
                     incident_id=incident.id,
-                    execution_id=remediation.execution_id or claim.id,
+                    execution_id=applied.id,
                     pattern=incident.pattern,
-                    action=action.name,
+                    action=applied.action,
                     before=before,
                     after=after,
                     verdict=verdict,
                 )
-                self._record_verdict(connection, attempt, verdict, status, after, history)
-        if not owned:
-            current = self.store.incidents.get(incident.id).status
-            return Judgement(incident.id, "none", str(current), {}, {"reason": "already judged"})
-        if verdict is not Verdict.FIXED:
-            self._roll_back(attempt, after)
-        log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
-        return Judgement(incident.id, str(verdict), str(status), before, after)
+        except _Judged:
+            return None
+        return judged
 
-    def _record_verdict(
+    def _ignore(
         self,
-        connection: Connection,
-        attempt: Attempt,
-        verdict: Verdict,
-        status: IncidentStatus,
-        after: dict[str, Any],
-        history: list[Execution],
-    ) -> None:
-        """A fix is logged verified; a last failed candidate is reported to a person."""
-        if verdict is Verdict.FIXED:
-            row = attempt.row(ExecutionState.VERIFIED, "back in band", result=after)
-            self.store.executions.append(connection, row_values(**row))
-        elif status is IncidentStatus.ROLLED_BACK:
-            action = attempt.action.name
-            reason = f"{action} did not fix it and is rolled back; no other candidate fix is left"
-            tell(self.store, connection, attempt.incident.id, ROLLED_BACK, reason, history)
+        incident: Incident,
+        remediation: Remediation,
+        applied: Execution | None,
+        why: str,
+    ) -> Judgement:
+        """A verify of a fix that is no longer current: no verdict, one row saying so."""
+        reason = f"verify of execution {remediation.execution_id} ignored: {why}"
+        action = applied.action if applied else remediation.action or "verify"
+        self.store.executions.record(
+            incident_id=incident.id,
+            action=action,
+            target=applied.target if applied else incident.target,
+            state=ExecutionState.IGNORED,
+            risk=applied.risk if applied else Risk.LOW,
+            actor=ACTOR,
+            reason=reason,
+            once=False,
+        )
+        log.info("verify.ignored", incident_id=incident.id, reason=reason)
+        return Judgement(incident.id, "none", str(incident.status), {}, {"reason": reason})
 
-    def _status_after(
-        self, incident: Incident, verdict: Verdict, action: str, history: list[Execution]
+    def _after_rollback(
+        self, incident: Incident, action: str, history: list[Execution]
     ) -> IncidentStatus:
-        """Resolved when fixed; when not, open again while another candidate fix is left (the
-        next analyze pass hands it to remediation), else rolled back for good."""
-        if verdict is Verdict.FIXED:
-            return IncidentStatus.RESOLVED
+        """Open again while another candidate fix is left (the backlog hands it to remediation
+        once the rollback is done), else rolled back for good."""
         if self.chooser.next(incident, finishing=[action], history=history) is not None:
             return IncidentStatus.OPEN
         return IncidentStatus.ROLLED_BACK
 
-    def _roll_back(self, attempt: Attempt, after: dict[str, Any]) -> None:
-        try:
-            result = attempt.action.rollback(attempt.plan)
-        except Exception as error:
-            log.exception("verify.rollback_failed", incident_id=attempt.incident.id)
-            attempt.log(ExecutionState.FAILED, f"rollback failed: {error}", result=after)
-            judged = [IncidentStatus.ROLLED_BACK, IncidentStatus.OPEN]  # no next candidate now
-            self.store.incidents.advance(attempt.incident.id, judged, IncidentStatus.ESCALATED)
-            return
-        undone = "rolled back" if attempt.action.reversible else "not reversible, nothing undone"
-        attempt.log(
-            ExecutionState.ROLLED_BACK,
-            f"verification failed: {undone}",
-            result={**after, "rollback": result},
-        )
+
+class _Judged(Exception):
+    """Rolls back a verdict whose fix another delivery judged first."""

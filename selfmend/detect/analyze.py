@@ -47,6 +47,7 @@ _ACTIVE = (
     IncidentStatus.AWAITING_APPROVAL,
     IncidentStatus.REMEDIATING,
     IncidentStatus.VERIFYING,
+    IncidentStatus.ROLLING_BACK,
     IncidentStatus.ESCALATED,
 )
 

@@ -11,6 +11,9 @@ restart never strands one:
   of a message whose worker died (``redelivery_seconds``): that message was lost too;
 - **unverified**: its fix applied, its verification overdue by ``retry_seconds`` (the verify
   message was lost, or its retries ran out): verify is sent again for the applied fix;
+- **rollback owed**: its fix failed verification and is still applied ``retry_seconds`` after
+  the verdict (the verifier's worker died before the rollback): the sweep rolls it back itself
+  (``rolled_back``), and an incident that gets another candidate is due at once;
 - an approval request nobody answered within ``approval_timeout_seconds`` is escalated.
 
 Sending either stage twice is harmless: remediate claims and verify judges by compare-and-set.
@@ -24,6 +27,7 @@ from typing import Any
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.remedy.escalation import ESCALATE, escalate
 from selfmend.remedy.executor import Remediation
+from selfmend.remedy.rollback import Rollbacks, owed
 from selfmend.store import Store
 from selfmend.store.executions import Execution
 from selfmend.store.incidents import Incident
@@ -38,6 +42,7 @@ class Due:
     stranded: list[int] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     unverified: list[dict[str, Any]] = field(default_factory=list)  # Remediation.as_dict()s
+    rolled_back: list[int] = field(default_factory=list)  # owed rollbacks the sweep paid
 
     @property
     def to_remediate(self) -> list[int]:
@@ -57,11 +62,19 @@ _WAITING = (
     IncidentStatus.AWAITING_APPROVAL,
     IncidentStatus.REMEDIATING,
     IncidentStatus.VERIFYING,
+    IncidentStatus.ROLLING_BACK,
 )
 
 
 def _last(history: list[Execution], state: ExecutionState) -> Execution | None:
     return next((e for e in reversed(history) if e.state is state), None)
+
+
+def _last_step(history: list[Execution]) -> Execution:
+    """The latest row that moved the incident: an ignored verify only says it came late."""
+    return next(
+        (e for e in reversed(history) if e.state is not ExecutionState.IGNORED), history[-1]
+    )
 
 
 class Backlog:
@@ -73,10 +86,13 @@ class Backlog:
         approval_timeout_seconds: float,
         verification_seconds: float,
         redelivery_seconds: float,
+        rollbacks: Rollbacks,
     ) -> None:
         """``verification_seconds``: the longest a verification may rightly take;
-        ``redelivery_seconds``: when the broker delivers again a message whose worker died."""
+        ``redelivery_seconds``: when the broker delivers again a message whose worker died;
+        ``rollbacks``: what pays a rollback a verdict owes."""
         self.store = store
+        self.rollbacks = rollbacks
         self.retry_seconds = retry_seconds
         self.approval_timeout_seconds = approval_timeout_seconds
         self.verification_seconds = verification_seconds
@@ -99,12 +115,23 @@ class Backlog:
                         applied, "verification overdue: sent again"
                     )
                     due.unverified.append(overdue.as_dict())
+            elif incident.status is IncidentStatus.ROLLING_BACK:
+                if waited >= self.retry_seconds:
+                    self._pay(incident, history, due)
             elif not history:
                 if waited >= self.retry_seconds:
                     due.stranded.append(incident.id)
-            elif self._held_back_long_enough(history[-1], now):
+            elif self._held_back_long_enough(_last_step(history), now):
                 due.retried.append(incident.id)
         return due
+
+    def _pay(self, incident: Incident, history: list[Execution], due: Due) -> None:
+        debt = owed(history)
+        if debt is None:
+            return
+        due.rolled_back.append(incident.id)
+        if self.rollbacks.pay(incident, debt, ACTOR) is IncidentStatus.OPEN:
+            due.retried.append(incident.id)  # the next candidate is due now
 
     def _answer(self, incident: Incident, history: list[Execution], now: float, due: Due) -> None:
         if any(e.state is ExecutionState.APPROVED for e in history):

@@ -4,9 +4,10 @@ The candidates are the pattern's actions, or the one fix the stage that opened t
 proposed (the integration check's alias). They are ranked by the posterior mean of a
 Beta(1 + fixed, 1 + not fixed) over every verification of (pattern, action): what fixed this
 pattern most often comes first, an untried action counts as even odds, and ties keep the
-pattern's order. An action the incident finished (verified, rolled back or failed) is not tried
-on it again; one it started (waiting for approval, approved, or claimed for applying) is taken
-up again before any other, so a person's approval or a redelivered message is never overtaken.
+pattern's order. An action the incident finished (verified, failed, rolled back or owing its
+rollback) is not tried on it again; one it started (waiting for approval, approved, or claimed
+for applying) is taken up again before any other, so a person's approval or a redelivered
+message is never overtaken.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from selfmend.store import Store
 from selfmend.store.executions import Execution
 from selfmend.store.incidents import Incident
 
-FINISHED = frozenset({ExecutionState.VERIFIED, ExecutionState.ROLLED_BACK, ExecutionState.FAILED})
+FINISHED = frozenset(
+    {
+        ExecutionState.VERIFIED,
+        ExecutionState.ROLLBACK_OWED,
+        ExecutionState.ROLLED_BACK,
+        ExecutionState.FAILED,
+    }
+)
 STARTED = frozenset(
     {ExecutionState.AWAITING_APPROVAL, ExecutionState.APPROVED, ExecutionState.APPLYING}
 )

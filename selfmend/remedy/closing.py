@@ -1,8 +1,9 @@
 """A person closes an incident: the fault was dealt with by hand (a schema change accepted, an
 escalated fault fixed in the code) and nothing is left for selfmend to do.
 
-An incident being remediated or verified is refused: its verification owns the verdict, and
-the kill switch stops the fix if it must be stopped. The close and its audit row move together.
+An incident being remediated, verified or rolled back is refused: its verification owns the
+verdict, and the kill switch stops the fix if it must be stopped. The close and its audit row
+move together.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from selfmend.store.executions import row_values
 
 CLOSE = "close"
 CLOSABLE = (IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL, IncidentStatus.ESCALATED)
+_BUSY = {
+    IncidentStatus.REMEDIATING: "its fix is being applied or verified",
+    IncidentStatus.VERIFYING: "its fix is being applied or verified",
+    IncidentStatus.ROLLING_BACK: "its fix failed verification and is being rolled back",
+}
 
 
 def close_incident(store: Store, incident_id: int, actor: str, reason: str) -> None:
     """Resolve the incident as ``actor``, with ``reason`` in its audit log."""
     incident = store.incidents.get(incident_id)
     if incident.status not in CLOSABLE:
-        busy = incident.status in (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING)
-        why = "its fix is being applied or verified" if busy else "it is closed already"
+        why = _BUSY.get(incident.status, "it is closed already")
         raise InvalidInput(f"incident {incident_id} is {incident.status}: {why}")
     row = row_values(
         incident_id=incident_id,

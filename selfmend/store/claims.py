@@ -27,7 +27,7 @@ from selfmend.store.executions import Execution, ExecutionLog, last_applied, row
 from selfmend.store.incidents import move_statement, statuses
 from selfmend.store.tables import executions, incidents
 
-IN_FLIGHT = (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING)
+IN_FLIGHT = (IncidentStatus.REMEDIATING, IncidentStatus.VERIFYING, IncidentStatus.ROLLING_BACK)
 HOUR = 3600.0
 _CLAIM_LOCK = 0x5E1F_3E0D  # the advisory lock key all of selfmend's claims share
 

@@ -145,8 +145,8 @@ def test_when_every_candidate_failed_the_person_is_told_what_was_tried(tmp_path,
         {
             "action": "set_control",
             "target": "app.safe_mode",
-            "outcome": "applied",
-            "reason": "set app.safe_mode from unset to True",
+            "outcome": "rolled_back",  # told once the rollback is done
+            "reason": "verification failed: rolled back",
         }
     ]
     assert (

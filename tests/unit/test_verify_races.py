@@ -1,0 +1,224 @@
+"""Verify judges the execution it was sent, once: a late, replayed or racing verify of a fix that
+is no longer the incident's current one is a logged no-op, and a rollback whose worker died after
+the verdict is finished by the backlog. The real remediate → verify path on SQLite, with a second
+candidate fix the way a user registers one."""
+
+import time
+import tomllib
+from typing import Any
+
+import pytest
+
+from selfmend.config import Settings
+from selfmend.detect.pattern_file import parse_patterns
+from selfmend.models import ExecutionState, IncidentStatus, Risk, Sample
+from selfmend.remedy.base import Plan
+from selfmend.remedy.executor import Remediation
+from selfmend.store.executions import Execution
+from selfmend.system import System
+
+PATTERNS = parse_patterns(
+    tomllib.loads("""
+[[patterns]]
+name = "orders_stuck"
+severity = "high"
+condition = { series = "shop.orders_pending", aggregate = "min", window = 10, op = ">", \
+threshold = 10 }
+actions = [
+    { name = "set_control", params = { key = "shop.drain", value = true } },
+    { name = "restart_shop" },
+]
+why = "drain, else restart: orders wait."
+"""),
+    "test patterns",
+)
+
+
+class RestartShop:
+    """A user's action: flips a live setting the shop watches, and back. ``dies`` lists, per
+    rollback call, whether that call takes its worker down (as an out-of-memory kill would)."""
+
+    name = "restart_shop"
+    risk = Risk.LOW
+    reversible = True
+
+    def __init__(self, store, dies: list[bool]) -> None:
+        self.controls = store.controls
+        self.dies = dies
+        self.rollbacks = 0
+
+    def plan(self, params: dict[str, Any]) -> Plan:
+        return Plan(self.name, "shop", params, {}, "restart the shop")
+
+    def apply(self, plan: Plan) -> dict[str, Any]:
+        self.controls.set("shop.restarted", True, "test")
+        return {"changed": True}
+
+    def rollback(self, plan: Plan) -> dict[str, Any]:
+        self.rollbacks += 1
+        if self.dies and self.dies.pop(0):
+            raise SystemExit("worker killed between the verdict and the rollback")
+        changed = self.controls.get("shop.restarted") is not None
+        self.controls.delete("shop.restarted")  # checks first: a second rollback changes nothing
+        return {"changed": changed}
+
+
+def build(tmp_path, patterns=PATTERNS, dies: tuple[bool, ...] = ()) -> tuple[System, RestartShop]:
+    settings = Settings(
+        home=tmp_path,
+        mode="auto",
+        settle_seconds=1,
+        verify_window_seconds=5,
+        cooldown_seconds=0,
+        retry_seconds=60,
+    )
+    made: list[RestartShop] = []
+
+    def restart_shop(store) -> RestartShop:
+        made.append(RestartShop(store, list(dies)))
+        return made[-1]
+
+    system = System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
+    return system, made[0]
+
+
+def fault(system: System) -> int:
+    now = time.time()
+    pending(system, 30.0, now - 10, seconds=10)
+    (incident_id,) = system.analyzer.run(now).new_incidents
+    return incident_id
+
+
+def pending(system: System, value: float, start: float, seconds: int = 5) -> None:
+    points = range(seconds + 1)
+    system.store.samples.insert(
+        [Sample(series="shop.orders_pending", ts=start + i, value=value) for i in points]
+    )
+
+
+def verify_with(system: System, remediation: Remediation, value: float):
+    pending(system, value, remediation.applied_at + 1)
+    return system.verifier.verify(remediation, now=remediation.applied_at + 10)
+
+
+def rows(system: System, incident_id: int, state: ExecutionState) -> list[Execution]:
+    return [e for e in system.store.executions.history(incident_id) if e.state is state]
+
+
+def test_a_late_verify_of_a_superseded_fix_is_a_logged_no_op(tmp_path):
+    system, _ = build(tmp_path)
+    incident_id = fault(system)
+    first = system.executor.remediate(incident_id)
+    assert verify_with(system, first, 30.0).status == "open"  # drain did not help: rolled back
+    second = system.executor.remediate(incident_id)
+    assert (second.action, second.decision) == ("restart_shop", "applied")
+
+    replayed = system.verifier.verify(first, now=first.applied_at + 10)  # first's verify, again
+
+    assert replayed.verdict == "none"
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.VERIFYING
+    assert system.store.outcomes.counts("orders_stuck") == {"set_control": (0, 1)}
+    [ignored] = rows(system, incident_id, ExecutionState.IGNORED)
+    assert ignored.action == "set_control"
+    assert f"execution {first.execution_id}" in ignored.reason
+    assert "superseded by restart_shop" in ignored.reason
+    # The second fix is still judged, on its own samples, and once.
+    assert verify_with(system, second, 2.0).status == "resolved"
+    assert system.store.outcomes.counts("orders_stuck") == {
+        "set_control": (0, 1),
+        "restart_shop": (1, 0),
+    }
+
+
+def test_a_verify_replayed_after_its_verdict_is_a_logged_no_op_and_the_next_fix_still_comes(
+    tmp_path,
+):
+    system, _ = build(tmp_path)
+    incident_id = fault(system)
+    first = system.executor.remediate(incident_id)
+    verify_with(system, first, 30.0)
+
+    replayed = system.verifier.verify(first, now=first.applied_at + 20)
+
+    assert replayed.verdict == "none"
+    [ignored] = rows(system, incident_id, ExecutionState.IGNORED)
+    assert "already judged" in ignored.reason
+    assert system.store.outcomes.counts("orders_stuck") == {"set_control": (0, 1)}
+    assert system.backlog.sweep(time.time()).retried == [incident_id]  # the next candidate
+
+
+def test_two_verifies_of_one_fix_racing_give_one_verdict_even_after_the_next_fix(tmp_path):
+    """The late verify read the store while its fix was current; by the time it commits, the
+    other delivery judged that fix and the next candidate is applied and being verified."""
+    system, _ = build(tmp_path)
+    incident_id = fault(system)
+    first = system.executor.remediate(incident_id)
+    pending(system, 30.0, first.applied_at + 1)
+    read_window = system.store.samples.window
+    overtaken: list[Remediation] = []
+
+    def window_then_overtaken(*args, **kwargs):
+        points = read_window(*args, **kwargs)
+        if not overtaken:
+            overtaken.append(first)
+            system.verifier.verify(first, now=first.applied_at + 10)  # the other delivery
+            overtaken.append(system.executor.remediate(incident_id))  # the next candidate
+        return points
+
+    system.store.samples.window = window_then_overtaken
+    late = system.verifier.verify(first, now=first.applied_at + 10)
+    system.store.samples.window = read_window
+
+    assert overtaken[1].action == "restart_shop"
+    assert late.verdict == "none"
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.VERIFYING
+    assert system.store.outcomes.counts("orders_stuck") == {"set_control": (0, 1)}
+    assert len(rows(system, incident_id, ExecutionState.IGNORED)) == 1
+    assert verify_with(system, overtaken[1], 2.0).status == "resolved"
+
+
+def test_a_rollback_whose_worker_died_after_the_verdict_is_finished_by_the_backlog(tmp_path):
+    (pattern,) = PATTERNS
+    restart_only = pattern.model_copy(update={"actions": pattern.actions[1:]})
+    system, shop = build(tmp_path, patterns=(restart_only,), dies=(True,))
+    incident_id = fault(system)
+    applied = system.executor.remediate(incident_id)
+    assert system.store.controls.get("shop.restarted") is True
+
+    with pytest.raises(SystemExit):  # died after committing the verdict, before the rollback
+        verify_with(system, applied, 30.0)
+    assert system.store.controls.get("shop.restarted") is True  # the failed fix is still on
+    assert system.backlog.sweep(time.time()).rolled_back == []  # its verifier may still be at it
+
+    due = system.backlog.sweep(time.time() + 61)
+
+    assert due.rolled_back == [incident_id]
+    assert system.store.controls.get("shop.restarted") is None
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.ROLLED_BACK
+    [done] = rows(system, incident_id, ExecutionState.ROLLED_BACK)
+    assert done.actor == "selfmend.backlog"
+    assert system.store.outcomes.counts("orders_stuck") == {"restart_shop": (0, 1)}
+    # Done is recorded: a later sweep rolls nothing back again.
+    assert system.backlog.sweep(time.time() + 120).rolled_back == []
+    assert shop.rollbacks == 2
+    notified = system.store.notifications.for_incident(incident_id)
+    assert [n.kind for n in notified] == ["rolled_back"]  # told once, when it was rolled back
+
+
+def test_the_next_candidate_waits_for_the_rollback_its_verdict_owes(tmp_path):
+    (pattern,) = PATTERNS
+    restart_first = pattern.model_copy(update={"actions": pattern.actions[::-1]})
+    system, _ = build(tmp_path, patterns=(restart_first,), dies=(True,))
+    incident_id = fault(system)
+    applied = system.executor.remediate(incident_id)
+    with pytest.raises(SystemExit):
+        verify_with(system, applied, 30.0)
+
+    assert system.backlog.sweep(time.time()).to_remediate == []
+    assert system.executor.remediate(incident_id).decision == "noop"  # not while it is owed
+    due = system.backlog.sweep(time.time() + 61)
+
+    assert due.rolled_back == [incident_id]
+    assert due.retried == [incident_id]
+    assert system.store.controls.get("shop.restarted") is None
+    assert system.executor.remediate(incident_id).action == "set_control"
