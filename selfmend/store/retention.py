@@ -22,12 +22,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import structlog
 from sqlalchemy import Column, Engine, Table, delete, select
+from sqlalchemy.exc import DBAPIError
 
 from selfmend.store.archive import AuditArchive
 from selfmend.store.rollups import HOUR, MINUTE, Rollups
 from selfmend.store.summary import StepCounts
 from selfmend.store.tables import anomalies, breaker_events, log_events, notifications
+
+log = structlog.get_logger(__name__)
 
 HOURS = 3600.0
 ARCHIVE_INCIDENTS_PER_BATCH = 200  # an incident has a handful of audit rows
@@ -132,7 +136,7 @@ class Retention:
                 lambda t=table, c=column, cut=cutoff: self._prune_batch(t, c, cut), rows
             )
         if self.engine.dialect.name == "postgresql":
-            self._vacuum(run.report)
+            self._vacuum(run)
         run.report.seconds = time.monotonic() - run.began
         return run.report
 
@@ -150,8 +154,11 @@ class Retention:
                 run.report.finished = False
         return folded
 
-    def _vacuum(self, report: RetentionReport) -> None:
-        """VACUUM (not FULL: it takes no lock that stops writers) what this run deleted from."""
+    def _vacuum(self, run: _Run) -> None:
+        """VACUUM (not FULL: it takes no lock that stops writers) what this run deleted from,
+        each within what is left of the budget (10 s at least). One cut short is logged and
+        left to autovacuum: it only makes the space reusable sooner."""
+        report = run.report
         touched = {"samples": report.folded, "sample_rollups": report.folded}
         touched["executions"] = report.archived + report.collapsed
         touched.update(report.deleted)
@@ -159,8 +166,15 @@ class Retention:
             "sample_rollups" if n.startswith("rollups_") else n for n, c in touched.items() if c
         }
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for name in sorted(names):
-                connection.exec_driver_sql(f"VACUUM {name}")
+            try:
+                for name in sorted(names):
+                    left = max(10.0, run.budget_seconds - (time.monotonic() - run.began))
+                    connection.exec_driver_sql(f"SET statement_timeout = {int(left * 1000)}")
+                    connection.exec_driver_sql(f"VACUUM {name}")
+            except DBAPIError as error:
+                log.warning("retention.vacuum_cut_short", table=name, error=str(error))
+            finally:
+                connection.exec_driver_sql("RESET statement_timeout")
 
     def _prune_batch(self, table: Table, column: Column, cutoff: float) -> int:
         oldest = select(table.c.id).where(column < cutoff).limit(self.policy.batch_rows)
