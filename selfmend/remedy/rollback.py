@@ -56,17 +56,16 @@ class Rollbacks:
 
     def pay(self, incident: Incident, debt: Execution, actor: str) -> IncidentStatus:
         """Roll back the fix ``debt`` (a ``rollback_owed`` row) names and move the incident on;
-        its status afterwards. A rollback that fails escalates the incident to a person."""
-        action = self.catalogue.get(debt.action)
-        attempt = Attempt.from_claim(self.store, actor, incident, action, debt)
+        its status afterwards. A rollback that fails, or whose action is no longer registered,
+        escalates the incident to a person."""
         after = (debt.result or {}).get("after", {})
         try:
+            action = self.catalogue.get(debt.action)
+            attempt = Attempt.from_claim(self.store, actor, incident, action, debt)
             result = action.rollback(attempt.plan)
         except Exception as error:
-            log.exception("rollback.failed", incident_id=incident.id, action=action.name)
-            attempt.log(ExecutionState.FAILED, f"rollback failed: {error}", result=after)
-            reason = f"{action.name} did not fix it, and rolling it back failed: {error}"
-            escalate(self.store, incident, reason, actor, [IncidentStatus.ROLLING_BACK])
+            log.exception("rollback.failed", incident_id=incident.id, action=debt.action)
+            self._failed(incident, debt, actor, error, after)
             return self.store.incidents.get(incident.id).status
         undone = "rolled back" if action.reversible else "not reversible, nothing undone"
         done = attempt.row(
@@ -76,6 +75,29 @@ class Rollbacks:
         )
         self._settle(incident, IncidentStatus((debt.result or {})["then"]), done)
         return self.store.incidents.get(incident.id).status
+
+    def _failed(
+        self,
+        incident: Incident,
+        debt: Execution,
+        actor: str,
+        error: Exception,
+        after: dict[str, Any],
+    ) -> None:
+        self.store.executions.record(
+            incident_id=incident.id,
+            action=debt.action,
+            target=debt.target,
+            state=ExecutionState.FAILED,
+            risk=debt.risk,
+            actor=actor,
+            reason=f"rollback failed: {error}",
+            params=debt.params,
+            undo=debt.undo,
+            result=after,
+        )
+        reason = f"{debt.action} did not fix it, and rolling it back failed: {error}"
+        escalate(self.store, incident, reason, actor, [IncidentStatus.ROLLING_BACK])
 
     def _settle(self, incident: Incident, then: IncidentStatus, done: dict[str, Any]) -> None:
         """The done row, the incident's move and, when no candidate is left, the message to a

@@ -35,16 +35,17 @@ why = "drain, else restart: orders wait."
 
 
 class RestartShop:
-    """A user's action: flips a live setting the shop watches, and back. ``dies`` lists, per
-    rollback call, whether that call takes its worker down (as an out-of-memory kill would)."""
+    """A user's action: flips a live setting the shop watches, and back. ``faults`` lists, per
+    rollback call, what that call raises: SystemExit takes its worker down (as an out-of-memory
+    kill would), None lets it succeed."""
 
     name = "restart_shop"
     risk = Risk.LOW
     reversible = True
 
-    def __init__(self, store, dies: list[bool]) -> None:
+    def __init__(self, store, faults: list[BaseException | None]) -> None:
         self.controls = store.controls
-        self.dies = dies
+        self.faults = faults
         self.rollbacks = 0
 
     def plan(self, params: dict[str, Any]) -> Plan:
@@ -56,14 +57,18 @@ class RestartShop:
 
     def rollback(self, plan: Plan) -> dict[str, Any]:
         self.rollbacks += 1
-        if self.dies and self.dies.pop(0):
-            raise SystemExit("worker killed between the verdict and the rollback")
+        fault = self.faults.pop(0) if self.faults else None
+        if fault is not None:
+            raise fault
         changed = self.controls.get("shop.restarted") is not None
         self.controls.delete("shop.restarted")  # checks first: a second rollback changes nothing
         return {"changed": changed}
 
 
-def build(tmp_path, patterns=PATTERNS, dies: tuple[bool, ...] = ()) -> tuple[System, RestartShop]:
+KILLED = SystemExit("worker killed between the verdict and the rollback")
+
+
+def build(tmp_path, patterns=PATTERNS, faults=()) -> tuple[System, RestartShop]:
     settings = Settings(
         home=tmp_path,
         mode="auto",
@@ -75,7 +80,7 @@ def build(tmp_path, patterns=PATTERNS, dies: tuple[bool, ...] = ()) -> tuple[Sys
     made: list[RestartShop] = []
 
     def restart_shop(store) -> RestartShop:
-        made.append(RestartShop(store, list(dies)))
+        made.append(RestartShop(store, list(faults)))
         return made[-1]
 
     system = System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
@@ -180,7 +185,7 @@ def test_two_verifies_of_one_fix_racing_give_one_verdict_even_after_the_next_fix
 def test_a_rollback_whose_worker_died_after_the_verdict_is_finished_by_the_backlog(tmp_path):
     (pattern,) = PATTERNS
     restart_only = pattern.model_copy(update={"actions": pattern.actions[1:]})
-    system, shop = build(tmp_path, patterns=(restart_only,), dies=(True,))
+    system, shop = build(tmp_path, patterns=(restart_only,), faults=(KILLED,))
     incident_id = fault(system)
     applied = system.executor.remediate(incident_id)
     assert system.store.controls.get("shop.restarted") is True
@@ -208,7 +213,7 @@ def test_a_rollback_whose_worker_died_after_the_verdict_is_finished_by_the_backl
 def test_the_next_candidate_waits_for_the_rollback_its_verdict_owes(tmp_path):
     (pattern,) = PATTERNS
     restart_first = pattern.model_copy(update={"actions": pattern.actions[::-1]})
-    system, _ = build(tmp_path, patterns=(restart_first,), dies=(True,))
+    system, _ = build(tmp_path, patterns=(restart_first,), faults=(KILLED,))
     incident_id = fault(system)
     applied = system.executor.remediate(incident_id)
     with pytest.raises(SystemExit):
@@ -222,3 +227,20 @@ def test_the_next_candidate_waits_for_the_rollback_its_verdict_owes(tmp_path):
     assert due.retried == [incident_id]
     assert system.store.controls.get("shop.restarted") is None
     assert system.executor.remediate(incident_id).action == "set_control"
+
+
+def test_a_rollback_that_fails_escalates_the_incident_to_a_person(tmp_path):
+    (pattern,) = PATTERNS
+    restart_only = pattern.model_copy(update={"actions": pattern.actions[1:]})
+    refused = RuntimeError("the shop's supervisor refused")
+    system, _ = build(tmp_path, patterns=(restart_only,), faults=(refused,))
+    incident_id = fault(system)
+
+    judged = verify_with(system, system.executor.remediate(incident_id), 30.0)
+
+    assert (judged.verdict, judged.status) == ("not_fixed", "escalated")
+    [failed] = rows(system, incident_id, ExecutionState.FAILED)
+    assert failed.reason == "rollback failed: the shop's supervisor refused"
+    notified = system.store.notifications.for_incident(incident_id)
+    assert [n.kind for n in notified] == ["escalated"]
+    assert system.backlog.sweep(time.time() + 61).rolled_back == []  # a person's now
