@@ -190,15 +190,24 @@ class Verifier:
         after: dict[str, Any],
     ) -> Execution | None:
         """The verdict's keyed row, the incident's move and the outcome count, together; None
-        (and nothing written) if the incident moved on or this fix was judged already."""
+        (and nothing written) if the incident moved on or this fix was judged already.
+
+        The move comes first: it locks the incident's row (SQLite's write lock), and every
+        other verdict, and the apply of the next candidate, moves that row too. The log read
+        after it is therefore final for this fix: if another delivery judged it, or the next
+        candidate was applied, since this verify read it (the incident verifying again, for
+        the later fix), the move is undone."""
         try:
             with self.store.engine.begin() as connection:
                 if not self.store.incidents.advance(
                     incident.id, [IncidentStatus.VERIFYING], status, connection
                 ):
                     return None
+                latest = self.store.executions.history(incident.id, connection)
+                if not_current(incident, latest, applied) is not None:
+                    raise _Judged()
                 judged = self.store.executions.append(connection, row_values(**row))
-                if judged is None:  # the incident is verifying a later fix: undo the move
+                if judged is None:
                     raise _Judged()
                 self.store.outcomes.record(
                     connection,

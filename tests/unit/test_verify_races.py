@@ -152,9 +152,13 @@ def test_a_verify_replayed_after_its_verdict_is_a_logged_no_op_and_the_next_fix_
     assert system.backlog.sweep(time.time()).retried == [incident_id]  # the next candidate
 
 
-def test_two_verifies_of_one_fix_racing_give_one_verdict_even_after_the_next_fix(tmp_path):
-    """The late verify read the store while its fix was current; by the time it commits, the
-    other delivery judged that fix and the next candidate is applied and being verified."""
+@pytest.mark.parametrize("late_saw", [30.0, 2.0], ids=["same verdict", "the other verdict"])
+def test_two_verifies_of_one_fix_racing_give_one_verdict_even_after_the_next_fix(
+    tmp_path, late_saw
+):
+    """The late verify read its window while its fix was current (and, in one case, saw it
+    working); by the time it commits, the other delivery judged that fix not fixed and the next
+    candidate is applied and being verified."""
     system, _ = build(tmp_path)
     incident_id = fault(system)
     first = system.executor.remediate(incident_id)
@@ -164,11 +168,12 @@ def test_two_verifies_of_one_fix_racing_give_one_verdict_even_after_the_next_fix
 
     def window_then_overtaken(*args, **kwargs):
         points = read_window(*args, **kwargs)
-        if not overtaken:
-            overtaken.append(first)
-            system.verifier.verify(first, now=first.applied_at + 10)  # the other delivery
-            overtaken.append(system.executor.remediate(incident_id))  # the next candidate
-        return points
+        if overtaken:
+            return points
+        overtaken.append(first)
+        system.verifier.verify(first, now=first.applied_at + 10)  # the other delivery
+        overtaken.append(system.executor.remediate(incident_id))  # the next candidate
+        return [(ts, late_saw) for ts, _ in points]
 
     system.store.samples.window = window_then_overtaken
     late = system.verifier.verify(first, now=first.applied_at + 10)
@@ -179,6 +184,7 @@ def test_two_verifies_of_one_fix_racing_give_one_verdict_even_after_the_next_fix
     assert system.store.incidents.get(incident_id).status is IncidentStatus.VERIFYING
     assert system.store.outcomes.counts("orders_stuck") == {"set_control": (0, 1)}
     assert len(rows(system, incident_id, ExecutionState.IGNORED)) == 1
+    assert rows(system, incident_id, ExecutionState.VERIFIED) == []
     assert verify_with(system, overtaken[1], 2.0).status == "resolved"
 
 
