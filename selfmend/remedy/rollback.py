@@ -73,7 +73,7 @@ class Rollbacks:
             f"verification failed: {undone}",
             result={**after, "rollback": result},
         )
-        self._settle(incident, IncidentStatus((debt.result or {})["then"]), done)
+        self._settle(incident, debt, done)
         return self.store.incidents.get(incident.id).status
 
     def _failed(
@@ -99,21 +99,32 @@ class Rollbacks:
         reason = f"{debt.action} did not fix it, and rolling it back failed: {error}"
         escalate(self.store, incident, reason, actor, [IncidentStatus.ROLLING_BACK])
 
-    def _settle(self, incident: Incident, then: IncidentStatus, done: dict[str, Any]) -> None:
+    def _settle(self, incident: Incident, debt: Execution, done: dict[str, Any]) -> None:
         """The done row, the incident's move and, when no candidate is left, the message to a
-        person: together, and only by whoever moves the incident."""
-        history = self.store.executions.history(incident.id)
-        with self.store.engine.begin() as connection:
-            if not self.store.incidents.advance(
-                incident.id, [IncidentStatus.ROLLING_BACK], then, connection
-            ):
-                return  # another payer settled it first
-            row = self.store.executions.append(connection, row_values(**done))
-            if then is IncidentStatus.ROLLED_BACK:
-                action = done["action"]
-                reason = (
-                    f"{action} did not fix it and is rolled back; no other candidate fix is left"
-                )
-                told = [*history, row] if row is not None else history
-                tell(self.store, connection, incident.id, ROLLED_BACK, reason, told)
+        person: together, and only by whoever moves the incident while ``debt`` is still what
+        it owes (a payer that comes very late must not settle the next candidate's debt)."""
+        then = IncidentStatus((debt.result or {})["then"])
+        try:
+            with self.store.engine.begin() as connection:
+                if not self.store.incidents.advance(
+                    incident.id, [IncidentStatus.ROLLING_BACK], then, connection
+                ):
+                    return  # another payer settled it first
+                history = self.store.executions.history(incident.id, connection)
+                still = owed(history)
+                if still is None or still.id != debt.id:
+                    raise _Settled()
+                row = self.store.executions.append(connection, row_values(**done))
+                if then is IncidentStatus.ROLLED_BACK and row is not None:
+                    reason = (
+                        f"{debt.action} did not fix it and is rolled back; "
+                        "no other candidate fix is left"
+                    )
+                    tell(self.store, connection, incident.id, ROLLED_BACK, reason, [*history, row])
+        except _Settled:
+            return
         log.info("incident.rolled_back", incident_id=incident.id, then=str(then))
+
+
+class _Settled(Exception):
+    """Undoes the move of an incident whose debt another payer settled first."""

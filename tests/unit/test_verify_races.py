@@ -250,3 +250,36 @@ def test_a_rollback_that_fails_escalates_the_incident_to_a_person(tmp_path):
     notified = system.store.notifications.for_incident(incident_id)
     assert [n.kind for n in notified] == ["escalated"]
     assert system.backlog.sweep(time.time() + 61).rolled_back == []  # a person's now
+
+
+def test_a_payer_of_an_old_rollback_does_not_settle_the_next_candidates_debt(tmp_path):
+    (pattern,) = PATTERNS
+    restart_first = pattern.model_copy(update={"actions": pattern.actions[::-1]})
+    system, _ = build(tmp_path, patterns=(restart_first,), faults=(KILLED,))
+    incident_id = fault(system)
+    with pytest.raises(SystemExit):
+        verify_with(system, system.executor.remediate(incident_id), 30.0)
+    [first_debt] = rows(system, incident_id, ExecutionState.ROLLBACK_OWED)
+    assert system.backlog.sweep(time.time() + 61).rolled_back == [incident_id]
+    second = system.executor.remediate(incident_id)
+    drain = system.catalogue.get("set_control")
+    rollback = drain.rollback
+
+    def dies(plan):  # the second verdict's worker dies before its rollback too
+        raise KILLED
+
+    drain.rollback = dies
+    with pytest.raises(SystemExit):
+        verify_with(system, second, 30.0)
+    drain.rollback = rollback
+
+    # A payer of the first debt that was slow all along settles nothing of the second's.
+    late = system.verifier.rollbacks.pay(
+        system.store.incidents.get(incident_id), first_debt, "selfmend.backlog"
+    )
+
+    assert late is IncidentStatus.ROLLING_BACK
+    assert system.store.controls.get("shop.drain") is True  # the second fix, still owed
+    assert system.backlog.sweep(time.time() + 61).rolled_back == [incident_id]
+    assert system.store.controls.get("shop.drain") is None
+    assert system.store.incidents.get(incident_id).status is IncidentStatus.ROLLED_BACK
