@@ -42,7 +42,7 @@ class Due:
     stranded: list[int] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     unverified: list[dict[str, Any]] = field(default_factory=list)  # Remediation.as_dict()s
-    rolled_back: list[int] = field(default_factory=list)  # owed rollbacks the sweep paid
+    rolled_back: list[int] = field(default_factory=list)  # whose owed rollback it took up
 
     @property
     def to_remediate(self) -> list[int]:
