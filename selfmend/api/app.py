@@ -171,7 +171,7 @@ def create_app(
         return {"key": key, "value": body.value}
 
     @app.delete("/controls/{key}", status_code=204)
-    def delete_control(_: Admin, key: Annotated[str, Path(pattern=CONTROL_KEY)]) -> None:
-        store.controls.delete(key)
+    def delete_control(who: Admin, key: Annotated[str, Path(pattern=CONTROL_KEY)]) -> None:
+        store.controls.delete(key, actor=f"api:{who.name}")
 
     return app

@@ -1,18 +1,20 @@
 """Live settings the application reads, and the kill switches every apply reads first.
 
 Both live in the store, not in worker memory: they survive restarts and every process sees the
-same value (Celery's ``revoke`` does not survive a restart; these do).
+same value (Celery's ``revoke`` does not survive a restart; these do). Every set and delete
+appends a ``control_changes`` row in the same transaction: who, the old value and the new.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, or_, select
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select
 
 from selfmend.store.engine import reads
-from selfmend.store.tables import controls, kill_switches
+from selfmend.store.tables import control_changes, controls, kill_switches
 from selfmend.store.upsert import insert_or_update, replacing
 
 GLOBAL = "*"
@@ -27,6 +29,21 @@ _GLOBAL_SWITCHES_ON = _ON.where(kill_switches.c.scope == GLOBAL)
 ACTION_SWITCHES_ON = _ON.where(
     or_(kill_switches.c.scope == GLOBAL, kill_switches.c.scope == bindparam("action"))
 )
+_SWITCH = select(kill_switches.c.enabled).where(kill_switches.c.scope == bindparam("scope"))
+
+
+@dataclass(frozen=True)
+class ControlChange:
+    """One change of a live setting (``kind`` control) or a kill switch (``kind`` kill_switch):
+    ``old`` None when it was not set, ``new`` None when it was deleted."""
+
+    kind: str
+    key: str
+    old: Any
+    new: Any
+    actor: str
+    reason: str | None
+    created_at: float
 
 
 class ControlStore:
@@ -49,13 +66,21 @@ class ControlStore:
         return self.get(key, _UNSET) is not _UNSET
 
     def set(self, key: str, value: Any, actor: str) -> None:
-        values = {"key": key, "value": value, "updated_by": actor, "updated_at": time.time()}
+        now = time.time()
+        values = {"key": key, "value": value, "updated_by": actor, "updated_at": now}
         with self.engine.begin() as connection:
+            old = connection.execute(_VALUE, {"key": key}).first()
             connection.execute(self._set, values)
+            _record(connection, "control", key, old and old[0], value, actor, None, now)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, actor: str) -> None:
+        """Remove a setting, as ``actor``; deleting one that is not set records nothing."""
         with self.engine.begin() as connection:
+            old = connection.execute(_VALUE, {"key": key}).first()
+            if old is None:
+                return
             connection.execute(controls.delete().where(controls.c.key == key))
+            _record(connection, "control", key, old[0], None, actor, None, time.time())
 
     def all(self) -> dict[str, Any]:
         with self.reads.connect() as connection:
@@ -68,12 +93,52 @@ class ControlStore:
             return connection.execute(query, {"action": action}).scalar_one() > 0
 
     def set_kill_switch(self, enabled: bool, actor: str, reason: str, scope: str = GLOBAL) -> None:
+        now = time.time()
         values = {
             "scope": scope,
             "enabled": enabled,
             "actor": actor,
             "reason": reason,
-            "updated_at": time.time(),
+            "updated_at": now,
         }
         with self.engine.begin() as connection:
+            old = connection.execute(_SWITCH, {"scope": scope}).first()
             connection.execute(self._switch, values)
+            _record(connection, "kill_switch", scope, old and old[0], enabled, actor, reason, now)
+
+    def changes(self, key: str | None = None, limit: int = 100) -> list[ControlChange]:
+        """The latest changes, newest first: of every setting and switch, or of ``key``."""
+        query = select(control_changes).order_by(control_changes.c.id.desc()).limit(limit)
+        if key is not None:
+            query = query.where(control_changes.c.key == key)
+        with self.reads.connect() as connection:
+            return [
+                ControlChange(
+                    row.kind, row.key, row.old, row.new, row.actor, row.reason, row.created_at
+                )
+                for row in connection.execute(query)
+            ]
+
+
+def _record(
+    connection: Connection,
+    kind: str,
+    key: str,
+    old: Any,
+    new: Any,
+    actor: str,
+    reason: str | None,
+    at: float,
+) -> None:
+    connection.execute(
+        control_changes.insert(),
+        {
+            "kind": kind,
+            "key": key,
+            "old": old,
+            "new": new,
+            "actor": actor,
+            "reason": reason,
+            "created_at": at,
+        },
+    )

@@ -162,6 +162,22 @@ kill_switches = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# Who changed a live setting or a kill switch, from what to what: one row per set or delete,
+# appended in the change's transaction (the two tables above keep only the latest value).
+control_changes = Table(
+    "control_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(20), nullable=False),  # control | kill_switch
+    Column("key", String(200), nullable=False),  # the setting's key, or the switch's scope
+    Column("old", JSON, nullable=True),  # None: it was not set
+    Column("new", JSON, nullable=True),  # None: it was deleted
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_control_changes_key_created_at", "key", "created_at"),
+)
+
 # Digests of the pushed batches already stored: a batch delivered twice (a drain that died
 # before it removed the batch, a client that retried a push) is stored once.
 push_batches = Table(

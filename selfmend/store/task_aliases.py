@@ -26,8 +26,8 @@ class TaskAliasStore:
     def set(self, name: str, target: str, actor: str) -> None:
         self.controls.set(PREFIX + name, target, actor)
 
-    def delete(self, name: str) -> None:
-        self.controls.delete(PREFIX + name)
+    def delete(self, name: str, actor: str) -> None:
+        self.controls.delete(PREFIX + name, actor)
 
     def all(self) -> dict[str, Any]:
         """Every alias as stored; a worker routes only to a name it has registered."""

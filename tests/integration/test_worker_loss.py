@@ -14,20 +14,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 
 from selfmend.config import Settings
 from selfmend.models import ExecutionState, IncidentStatus, Severity
+from selfmend.store import Store
 from selfmend.system import System
+from tests.resources import empty_redis, fresh_database
 
-from .conftest import POSTGRES, REDIS, wait_for
+from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-DATABASE = "selfmend_worker_loss_test"
 SLOW_ACTION = '''
 import time
 
@@ -59,7 +58,7 @@ class SlowFlag:
         return {"changed": True}
 
     def rollback(self, plan):
-        self.controls.delete("shop.flag")
+        self.controls.delete("shop.flag", "slow_flag")
         return {"changed": True}
 '''
 PATTERNS = """
@@ -82,17 +81,14 @@ def installed(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text("[selfmend.actions]\nslow_flag = slow_ops:SlowFlag\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "patterns.toml").write_text(PATTERNS)
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-    for db in (9, 10):
-        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+    store_url = fresh_database("worker_loss")
+    Store.from_url(store_url, migrate=True).close()  # compose's migrate job
     return Settings(
         home=tmp_path / "home",
-        store_url=f"{POSTGRES}/{DATABASE}",
-        broker_url=f"{REDIS}/9",
-        result_backend=f"{REDIS}/10",
-        redis_url=f"{REDIS}/10",
+        store_url=store_url,
+        broker_url=empty_redis("side_broker"),
+        result_backend=empty_redis("side_results"),
+        redis_url=empty_redis("side_state"),
         mode="auto",
         cooldown_seconds=0,
         settle_seconds=0.5,

@@ -312,3 +312,24 @@ def test_the_readme_names_the_metrics_as_they_are_scraped(api):
     }
 
     assert named == scraped
+
+
+def test_changes_of_live_settings_and_switches_are_audited_with_who_made_them(api, system):
+    api.put("/controls/db.pool_size", json={"value": 30}, headers=ADMIN)
+    api.put("/controls/db.pool_size", json={"value": 20}, headers=ADMIN)
+    api.delete("/controls/db.pool_size", headers=ADMIN)
+    api.put("/kill-switch", json={"enabled": True, "reason": "drill"}, headers=ADMIN)
+    api.put("/kill-switch", json={"enabled": False, "reason": "done"}, headers=ADMIN)
+
+    changes = [
+        (c.kind, c.key, c.old, c.new, c.actor, c.reason)
+        for c in reversed(system.store.controls.changes())
+    ]
+
+    assert changes == [
+        ("control", "db.pool_size", None, 30, "api:ada", None),
+        ("control", "db.pool_size", 30, 20, "api:ada", None),
+        ("control", "db.pool_size", 20, None, "api:ada", None),
+        ("kill_switch", "*", None, True, "api:ada", "drill"),
+        ("kill_switch", "*", True, False, "api:ada", "done"),
+    ]

@@ -55,7 +55,7 @@ class RestartShop:
         return {"changed": True}
 
     def rollback(self, plan: Plan) -> dict[str, Any]:
-        self.controls.delete("shop.restarted")
+        self.controls.delete("shop.restarted", "test")
         return {"changed": True}
 
 

@@ -202,7 +202,7 @@ def test_a_listener_that_fails_keeps_neither_the_others_nor_the_watch_from_runni
 
 def test_a_live_setting_that_lags_behind_the_latest_version_is_published_again(system):
     version_id = system.watch_schemas()["databases"]["shop"]["version_id"]
-    system.store.controls.delete(version_control("shop"))
+    system.store.controls.delete(version_control("shop"), actor="test")
 
     system.watch_schemas()
 

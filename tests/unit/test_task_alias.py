@@ -26,7 +26,9 @@ class FakeRegistry:
 
 @pytest.fixture
 def aliases(tmp_path):
-    return TaskAliasStore(Store.from_url(f"sqlite:///{tmp_path / 'store.db'}", migrate=True).controls)
+    return TaskAliasStore(
+        Store.from_url(f"sqlite:///{tmp_path / 'store.db'}", migrate=True).controls
+    )
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ class RestartShop:
         if fault is not None:
             raise fault
         changed = self.controls.get("shop.restarted") is not None
-        self.controls.delete("shop.restarted")  # checks first: a second rollback changes nothing
+        self.controls.delete("shop.restarted", "test")  # a second rollback changes nothing
         return {"changed": changed}
 
 

@@ -99,7 +99,7 @@ class CacheTTL:
         setting, before = TTL_CONTROL + plan.params["prefix"], plan.undo["setting"]
         reset = self.controls.get(setting) != before
         if reset and before is None:
-            self.controls.delete(setting)
+            self.controls.delete(setting, self.actor)
         elif reset:
             self.controls.set(setting, before, self.actor)
         return {"changed": reset or bool(restored), "keys": restored}

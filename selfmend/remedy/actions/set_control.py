@@ -94,5 +94,5 @@ class SetControl:
         if plan.undo["existed"]:
             self.controls.set(key, plan.undo["value"], self.actor)
             return {"key": key, "restored": plan.undo["value"]}
-        self.controls.delete(key)
+        self.controls.delete(key, self.actor)
         return {"key": key, "restored": None, "removed": True}

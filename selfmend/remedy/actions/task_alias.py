@@ -96,7 +96,7 @@ class TaskAlias:
         if self.aliases.get(name) == previous:
             return {"changed": False, "name": name, "target": previous}
         if previous is None:
-            self.aliases.delete(name)
+            self.aliases.delete(name, self.actor)
         else:
             self.aliases.set(name, previous, self.actor)
         return {"changed": True, "name": name, "target": previous}
