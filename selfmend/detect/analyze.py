@@ -261,7 +261,7 @@ class Analyzer:
         chosen = set(self.settings.services)
         services: dict[str, list[str]] = {}
         for cursor in self.store.samples.cursors():
-            service = cursor.labels.get("service")
+            service = parse_series_key(cursor.key)[1].get("service")
             if service is not None and ("*" in chosen or service in chosen):
                 services.setdefault(service, []).append(cursor.key)
         return services
@@ -290,22 +290,22 @@ class Analyzer:
         return any(match.target == incident.target for match in matches)
 
     def _detect(self, report: AnalyzeReport, shard: int, shards: int) -> list[Signal]:
-        points = self.store.samples.new_points(shard, shards)
-        cursors = [c for c in self.store.samples.cursors(shard, shards) if c.id in points]
-        saved = self.store.samples.detector_states([c.id for c in cursors if not self._warm_for(c)])
+        pending = self.store.samples.new_points(shard, shards)
+        cold = [cursor.id for cursor, _ in pending if not self._warm_for(cursor)]
+        saved = self.store.samples.detector_states(cold)
         signals: list[Signal] = []
         updates: list[CursorUpdate] = []
         found: list[Anomaly] = []
-        for cursor in cursors:
+        for cursor, new in pending:
             watch = self._warm_for(cursor) or self._restore(cursor, saved.get(cursor.id))
             self._warm.pop(cursor.id, None)  # back once scored: a failure leaves it restored
-            signal = self._detect_series(cursor, watch, points[cursor.id], found)
+            signal = self._detect_series(cursor, watch, new, found)
             if signal is not None:
                 signals.append(signal)
             updates.append(CursorUpdate(cursor.id, cursor.key, watch.until, watch.to_state()))
             self._warm[cursor.id] = watch
             report.series += 1
-            report.points += len(points[cursor.id].values)
+            report.points += len(new.values)
         self.store.samples.save_analysis(updates, found)
         report.anomalies += len(found)
         return signals

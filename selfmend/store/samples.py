@@ -56,6 +56,7 @@ _INSERT_ANOMALY = (
 WEEK = 7 * 86400.0
 _POINT_ROW = np.dtype([("series_id", "i8"), ("ts", "f8"), ("value", "f8")])
 _IDS_PER_QUERY = 5000  # parameters per IN list on SQLite, well inside its cap of 32,766
+_CURSOR_COLUMNS = (series.c.id, series.c.key, series.c.name, series.c.analyzed_until)
 _WINDOW = (  # built once: every verification reads one
     select(samples.c.ts, samples.c.value)
     .join(series, series.c.id == samples.c.series_id)
@@ -71,12 +72,12 @@ _WINDOW = (  # built once: every verification reads one
 @dataclass(frozen=True)
 class SeriesCursor:
     """A series and where its analysis stopped; its detector's saved state is read apart
-    (``detector_states``), only for the series a worker does not hold warm."""
+    (``detector_states``), only for the series a worker does not hold warm. Its labels are
+    in its key (``parse_series_key``): the pass does not parse them from JSON per series."""
 
     id: int
     key: str
     name: str
-    labels: dict[str, str]
     analyzed_until: float
 
 
@@ -109,6 +110,10 @@ class CursorUpdate:
     key: str
     until: float
     state: dict[str, Any]
+
+
+def _in_shard(shard: int, shards: int) -> ColumnElement[bool]:
+    return series.c.id % shards == shard if shards > 1 else true()
 
 
 def _in_time_order(timestamps: np.ndarray, values: np.ndarray) -> NewPoints:
@@ -256,17 +261,9 @@ class SampleStore:
             ]
 
     def cursors(self, shard: int = 0, shards: int = 1) -> list[SeriesCursor]:
-        query = select(
-            series.c.id,
-            series.c.key,
-            series.c.name,
-            series.c.labels,
-            series.c.analyzed_until,
-        )
-        if shards > 1:
-            query = query.where(series.c.id % shards == shard)
+        query = select(*_CURSOR_COLUMNS).where(_in_shard(shard, shards)).order_by(series.c.id)
         with self.reads.connect() as connection:
-            return [SeriesCursor(*row) for row in connection.execute(query.order_by(series.c.id))]
+            return [SeriesCursor(*row) for row in connection.execute(query)]
 
     def detector_states(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The saved detector state of each of these series that has one."""
@@ -290,33 +287,35 @@ class SampleStore:
             for first in range(0, len(ids), _IDS_PER_QUERY)
         ]
 
-    def new_points(self, shard: int = 0, shards: int = 1) -> dict[int, NewPoints]:
-        """Points each series of the shard received after its cursor, oldest first, in one query.
+    def new_points(self, shard: int = 0, shards: int = 1) -> list[tuple[SeriesCursor, NewPoints]]:
+        """Each series of the shard that received points after its cursor, by id: its cursor
+        and those points, oldest first.
 
         An analyze pass reads hundreds of thousands of points, and a Python object per point
         costs more than the query. PostgreSQL gathers each series' points into two float8
-        arrays, read in binary straight into numpy (``pg_bulk``); SQLite's rows go from the
-        driver's cursor into one numpy table, split by series.
+        arrays, read in binary straight into numpy (``pg_bulk``), beside the cursor's columns:
+        one query, one scan of ``series`` per shard. SQLite's rows go from the driver's cursor
+        into one numpy table, split by series and matched with the shard's cursors.
         """
-        in_shard = series.c.id % shards == shard if shards > 1 else true()
         if self._postgres:
-            return self._new_point_arrays(in_shard)
-        query = self._series_points(series.c.id, in_shard, series.c.analyzed_until).order_by(
-            series.c.id, "ts"
-        )
+            return self._new_point_arrays(_in_shard(shard, shards))
+        query = self._series_points(
+            series.c.id, _in_shard(shard, shards), series.c.analyzed_until
+        ).order_by(series.c.id, "ts")
         with self.reads.connect() as connection:
             table = np.fromiter(connection.execute(query).cursor, dtype=_POINT_ROW)
         if not table.size:
-            return {}
+            return []
         starts = np.flatnonzero(np.diff(table["series_id"], prepend=-1))
-        return {
+        points = {
             int(table["series_id"][begin]): NewPoints(
                 table["ts"][begin:end], table["value"][begin:end]
             )
             for begin, end in zip(starts, [*starts[1:], len(table)], strict=True)
         }
+        return [(c, points[c.id]) for c in self.cursors(shard, shards) if c.id in points]
 
-    def _new_point_arrays(self, chosen: Any) -> dict[int, NewPoints]:
+    def _new_point_arrays(self, chosen: Any) -> list[tuple[SeriesCursor, NewPoints]]:
         # Unordered aggregates cost a third less than ordered ones; both see the rows in the same
         # order, which is nearly always time order already (samples are appended as they come).
         points = (
@@ -328,13 +327,18 @@ class SampleStore:
             .lateral()
         )
         query = (
-            select(series.c.id, points.c.ts, points.c.value)
+            select(*_CURSOR_COLUMNS, points.c.ts, points.c.value)
             .join_from(series, points, true())
             .where(chosen, points.c.ts.is_not(None))
         )
         with self.reads.connect() as connection:
             rows = pg_bulk.fetch(connection, query)
-        return {series_id: _in_time_order(ts, value) for series_id, ts, value in rows}
+        # Sorted here, not by the server: ORDER BY would sort the arrays too, past work_mem.
+        rows.sort(key=lambda row: row[0])
+        return [
+            (SeriesCursor(*row[:4]), _in_time_order(timestamps, values))
+            for *row, timestamps, values in rows
+        ]
 
     def _series_points(self, column: Any, chosen: Any, since: Any) -> Select[Any]:
         """``column``, ts and value of the samples after ``since`` of the series ``chosen``.
