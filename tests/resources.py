@@ -41,7 +41,12 @@ REDIS_ROLES = (
     "side_state",  # their push buffer, or a second System's
 )
 
-_OWNER = os.getpid()  # a forked child must not give back what its parent still uses
+# The process that first imports this module owns the run: processes it starts (spawned
+# multiprocessing children import the test modules again) share its root folder and give back
+# nothing at their exit, since the run still uses it.
+_OWNER_VARIABLE = "_SELFMEND_TEST_OWNER"
+_ROOT_VARIABLE = "_SELFMEND_TEST_ROOT"
+os.environ.setdefault(_OWNER_VARIABLE, str(os.getpid()))
 _redis_dbs: dict[tuple[str, int], None] = {}
 _databases: dict[tuple[str, str], None] = {}
 _root: Path | None = None
@@ -109,11 +114,14 @@ def fresh_database(name: str, server: str = POSTGRES) -> str:
 def run_root() -> Path:
     """The one folder of this run that holds all its temp folders."""
     global _root
+    if _root is None and not _owner() and _ROOT_VARIABLE in os.environ:
+        _root = Path(os.environ[_ROOT_VARIABLE])
     if _root is None:
         _take()
         _root = Path(tempfile.mkdtemp(prefix=f"selfmend-s{slot()}-"))
         # Traversable, so a server run as another user (PostgreSQL) can use a folder inside.
         _root.chmod(0o711)
+        os.environ[_ROOT_VARIABLE] = str(_root)
     return _root
 
 
@@ -126,7 +134,7 @@ def release() -> None:
     """Drop the databases, empty the Redis DBs and remove the temp folders this process took.
     A failure is printed and the rest still given back."""
     global _root
-    if os.getpid() != _OWNER:
+    if not _owner():
         return
     for server, name in list(_databases):
         _give_back(f"database {name}", _drop_database, server, name)
@@ -137,6 +145,10 @@ def release() -> None:
     _databases.clear()
     _redis_dbs.clear()
     _root = None
+
+
+def _owner() -> bool:
+    return os.environ.get(_OWNER_VARIABLE) == str(os.getpid())
 
 
 def _take() -> None:

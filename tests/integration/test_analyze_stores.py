@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import numpy as np
-import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -13,12 +12,10 @@ from selfmend.models import Sample, series_key
 from selfmend.store import Store
 from selfmend.store.tables import anomalies, series
 from selfmend.system import System
-
-from .conftest import POSTGRES
+from tests.resources import fresh_database
 
 pytestmark = pytest.mark.integration
 
-DATABASE = "selfmend_analyze_test"
 SERIES = 12
 POINTS_PER_PASS = 60
 PASSES = 4
@@ -27,10 +24,7 @@ START = 1_800_000_000.0
 
 @pytest.fixture
 def postgres_url() -> str:
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-    return f"{POSTGRES}/{DATABASE}"
+    return fresh_database("analyze")
 
 
 def batches() -> list[list[Sample]]:

@@ -5,19 +5,15 @@ undo restores what the plan found."""
 from __future__ import annotations
 
 import pytest
-import redis
 
 from selfmend.client import Client
 from selfmend.config import Settings
 from selfmend.errors import ActionError, CircuitOpen, StepTooLarge
 from selfmend.resilience.breaker import State
 from selfmend.system import System
-
-from .conftest import REDIS
+from tests.resources import empty_redis
 
 pytestmark = pytest.mark.integration
-
-STATE = f"{REDIS}/3"
 
 
 class Down(Exception):
@@ -31,8 +27,9 @@ def fail() -> None:
 @pytest.fixture
 def shop(tmp_path):
     """The application's client with a payments breaker, and selfmend's system beside it."""
-    redis.Redis.from_url(STATE).flushdb()
-    settings = Settings(home=tmp_path, store_url=f"sqlite:///{tmp_path}/store.db", redis_url=STATE)
+    settings = Settings(
+        home=tmp_path, store_url=f"sqlite:///{tmp_path}/store.db", redis_url=empty_redis("breaker")
+    )
     system = System.from_settings(settings, patterns=())
     client = Client(settings, store=system.store)
     payments = client.breaker(  # one test process: let its failures alone open the breaker

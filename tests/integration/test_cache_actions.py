@@ -13,18 +13,19 @@ from selfmend.errors import StepTooLarge
 from selfmend.remedy.actions.cache_ttl import CacheTTL
 from selfmend.remedy.actions.cache_warm import CacheWarm
 from selfmend.system import System
+from tests.resources import empty_redis, redis_url
 
-from .conftest import REDIS, wait_for
+from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-CACHE = f"{REDIS}/4"
+CACHE = redis_url("app")
 
 
 @pytest.fixture
 def shop(tmp_path):
     """The application: a client with a product loader, and selfmend's system beside it."""
-    redis.Redis.from_url(CACHE).flushdb()
+    empty_redis("app")
     settings = Settings(
         home=tmp_path, store_url=f"sqlite:///{tmp_path}/store.db", cache_redis_url=CACHE
     )

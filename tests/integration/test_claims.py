@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
 import pytest
 
 from selfmend.config import Settings
 from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.models import Severity
 from selfmend.system import System
-
-from .conftest import POSTGRES
+from tests.resources import fresh_database
 
 pytestmark = pytest.mark.integration
 
-DATABASE = "selfmend_claims_test"
 INCIDENTS = 24
 
 
@@ -35,12 +32,9 @@ def fault(index: int) -> Pattern:
 
 @pytest.fixture
 def system(tmp_path):
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
     settings = Settings(
         home=tmp_path,
-        store_url=f"{POSTGRES}/{DATABASE}",
+        store_url=fresh_database("claims"),
         mode="auto",
         cooldown_seconds=0,
         max_concurrent_remediations=3,

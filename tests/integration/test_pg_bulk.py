@@ -6,8 +6,7 @@ import psycopg
 import pytest
 
 from selfmend.store.pg_bulk import FLOAT8_ARRAY_OID, Float8ArrayLoader
-
-from .conftest import POSTGRES
+from tests.resources import POSTGRES
 
 pytestmark = pytest.mark.integration
 

@@ -19,21 +19,19 @@ from selfmend.remedy.actions.postgres_index import PgCreateIndex
 from selfmend.remedy.actions.postgres_sessions import PgCancelQueries, PgEndIdleTransactions
 from selfmend.remedy.base import Plan
 from selfmend.system import System
+from tests.resources import database_name, database_url, fresh_database
 
-from .conftest import POSTGRES, wait_for
+from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-DATABASE = "selfmend_actions_test"
-URL = f"{POSTGRES}/{DATABASE}"
+DATABASE = database_name("actions")
+URL = database_url("actions")
 
 
 @pytest.fixture(scope="module")
 def databases():
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-    return MonitoredDatabases([URL])
+    return MonitoredDatabases([fresh_database("actions")])
 
 
 class SlowQuery:

@@ -10,13 +10,14 @@ import pytest
 
 from selfmend.models import IncidentStatus
 from selfmend.resilience.schema import version_control
+from tests.resources import database_name, database_url, fresh_database
 
-from .conftest import POSTGRES, wait_for
+from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-DATABASE = "selfmend_schema_shop"
-MISSING = "selfmend_schema_missing"
+DATABASE = database_name("schema_shop")
+MISSING = database_name("schema_missing")  # never made
 SHOP = """
 CREATE TABLE customers (id serial PRIMARY KEY, name varchar(80) NOT NULL);
 CREATE TABLE orders (
@@ -33,18 +34,14 @@ CREATE INDEX ix_orders_customer_id ON orders (customer_id);
 @pytest.fixture
 def shop():
     """The application's database, made anew; an autocommit connection to alter it."""
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"DROP DATABASE IF EXISTS {MISSING} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    with psycopg.connect(f"{POSTGRES}/{DATABASE}", autocommit=True) as connection:
+    with psycopg.connect(fresh_database("schema_shop"), autocommit=True) as connection:
         connection.execute(SHOP)
         yield connection
 
 
 @pytest.fixture
 def system(install, shop):
-    urls = [f"{POSTGRES}/{MISSING}", f"{POSTGRES}/{DATABASE}"]
+    urls = [database_url("schema_missing"), database_url("schema_shop")]
     built = install(schema_watch_urls=urls)
     with built.store.engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM schema_changes")
