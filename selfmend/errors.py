@@ -82,3 +82,17 @@ class DatabaseUnreachable(SelfmendError):
     """A database selfmend watches could not be reached or read; the message names it."""
 
     code = "database_unreachable"
+
+
+# Exceptions that interrupt the whole stage they are raised in, such as the worker's soft time
+# limit (Celery's SoftTimeLimitExceeded, an Exception): a loop that isolates its targets from
+# one another lets these through rather than logging them as one target failing, or the stage
+# would go on to the next target until the hard limit kills its process. The core imports no
+# Celery: the worker registers its own here when it creates the app (workers/limits.py).
+interruptions: set[type[BaseException]] = set()
+
+
+def is_interruption(error: BaseException) -> bool:
+    """Whether ``error`` interrupts the stage: an ``except Exception`` that isolates one target,
+    call or listener re-raises it."""
+    return isinstance(error, tuple(interruptions))

@@ -30,7 +30,7 @@ from selfmend.detect.pattern_file import check_actions, read_patterns
 from selfmend.detect.patterns import Pattern
 from selfmend.detect.task_names import TaskRegistry
 from selfmend.detect.unregistered import TaskCheckSources, TaskNameCheck
-from selfmend.errors import ConfigurationError
+from selfmend.errors import ConfigurationError, is_interruption
 from selfmend.remedy.actions.breaker_force import BreakerForce
 from selfmend.remedy.actions.breaker_thresholds import BreakerThresholds
 from selfmend.remedy.actions.cache_ttl import CacheTTL
@@ -300,6 +300,8 @@ class System:
                 samples = collector.collect()
                 report["pulled"][collector.name] = self.store.samples.insert(samples)
             except Exception as error:  # one broken target must not stop the others
+                if is_interruption(error):
+                    raise
                 log.exception("collector.failed", collector=collector.name)
                 report["errors"][collector.name] = f"{type(error).__name__}: {error}"
         return report

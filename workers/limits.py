@@ -8,10 +8,12 @@ pool kills the process. Both stay under ``visibility_timeout_seconds``, checked 
 created. A stage's default limit shrinks to fit a short visibility timeout; a limit set in
 ``stage_time_limits`` that does not fit is refused, naming the stage.
 
-At the soft limit the stage logs one line and ends. The store writes each step in one
-transaction, which the exception rolls back as it passes, and the backlog sends again what was
-left undone (a claimed remediation not applied, an overdue verification). Only the prefork pool
-enforces time limits; the threads and solo pools ignore them.
+At the soft limit the stage logs one line and ends; the core's loops that keep one target's
+failure from the others let it through (``interrupt_stages``), or the stage would run on to the
+hard limit. The store writes each step in one transaction, which the exception rolls back as it
+passes, and the backlog sends again what was left undone (a claimed remediation not applied, an
+overdue verification). Only the prefork pool enforces time limits; the threads and solo pools
+ignore them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import structlog
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from selfmend.config import Settings
-from selfmend.errors import ConfigurationError
+from selfmend.errors import ConfigurationError, interruptions
 from workers.beat import BeatGuardedTask
 
 log = structlog.get_logger(__name__)
@@ -89,6 +91,13 @@ def annotations(limits: Mapping[str, StageLimit]) -> dict[str, dict[str, Any]]:
         f"selfmend.{stage}": {"soft_time_limit": limit.soft, "time_limit": limit.hard}
         for stage, limit in limits.items()
     }
+
+
+def interrupt_stages() -> None:
+    """Register the soft limit as an interruption (``selfmend.errors.interruptions``), so the
+    core's per-target loops re-raise it rather than log it as one target failing and run on
+    until the hard limit kills the process."""
+    interruptions.add(SoftTimeLimitExceeded)
 
 
 class StageTask(BeatGuardedTask):

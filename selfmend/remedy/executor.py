@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from selfmend.config import Mode
 from selfmend.detect.patterns import Pattern
-from selfmend.errors import ActionError, ConfigurationError
+from selfmend.errors import ActionError, ConfigurationError, is_interruption
 from selfmend.models import ExecutionState, IncidentStatus, Risk
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.base import Action, Plan, with_labels
@@ -236,6 +236,8 @@ class Executor:
         try:
             result = action.apply(plan)
         except Exception as error:
+            if is_interruption(error):  # the claim stays: the backlog sends the apply again
+                raise
             log.exception("remediation.apply_failed", incident_id=incident.id, action=action.name)
             attempt.log(ExecutionState.FAILED, f"apply failed: {error}", once=False)
             return self._escalate(incident, f"{action.name} failed to apply: {error}")

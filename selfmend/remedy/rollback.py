@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from selfmend.errors import is_interruption
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.remedy.attempt import Attempt
 from selfmend.remedy.catalogue import Catalogue
@@ -64,6 +65,8 @@ class Rollbacks:
             attempt = Attempt.from_claim(self.store, actor, incident, action, debt)
             result = action.rollback(attempt.plan)
         except Exception as error:
+            if is_interruption(error):  # still owed: the backlog pays it on its next sweep
+                raise
             log.exception("rollback.failed", incident_id=incident.id, action=debt.action)
             self._failed(incident, debt, actor, error, after)
             return self.store.incidents.get(incident.id).status

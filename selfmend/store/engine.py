@@ -19,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
+from selfmend.errors import is_interruption
+
 if TYPE_CHECKING:
     from selfmend.config import Settings
 
@@ -112,6 +114,8 @@ def _ping_when_idle(engine: Engine) -> None:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as error:  # dead: the pool discards it and connects anew
+            if is_interruption(error):
+                raise
             raise DisconnectionError(str(error)) from error
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import inspect, text
 
-from selfmend.errors import ActionError
+from selfmend.errors import ActionError, is_interruption
 from selfmend.models import Risk
 from selfmend.remedy.actions.postgres_analyze import TableParams, checked_table
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
@@ -137,6 +137,8 @@ class PgCreateIndex:
                     text(f"CREATE INDEX CONCURRENTLY {quote(index)} ON {table} ({columns})")
                 )
             except Exception as error:
+                if is_interruption(error):  # the next try drops the invalid index first
+                    raise
                 self._drop(connection, parsed.schema_name, index)
                 raise ActionError(f"{self.name}: building {index} failed: {error}") from error
             finally:  # the pooled connection goes back with the bounds every statement has

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from selfmend.errors import CircuitOpen, ConfigurationError
+from selfmend.errors import CircuitOpen, ConfigurationError, is_interruption
 from selfmend.resilience.breaker.circuit import Circuit
 from selfmend.resilience.breaker.events import Announcer
 from selfmend.resilience.breaker.settings import BreakerSettings, with_overrides
@@ -159,14 +159,17 @@ class CircuitBreaker:
             return BEHAVIOUR[view.state].admit(self, view)
         except CircuitOpen:
             raise
-        except Exception:  # the storage unreachable: the breaker must not be the outage
+        except Exception as error:  # the storage unreachable: the breaker must not be the outage
+            if is_interruption(error):
+                raise
             log.exception("breaker.admission_failed", breaker=self.name)
             return Ticket(StorageDown, -1)
 
     def _settle(self, ticket: Ticket, began: float, error: BaseException | None) -> None:
         """Record how an admitted call ended. A call cancelled or interrupted (an exception
-        outside ``Exception``) says nothing about the service and is not recorded."""
-        if error is not None and not isinstance(error, Exception):
+        outside ``Exception``, or the stage's soft time limit) says nothing about the service and
+        is not recorded."""
+        if error is not None and (not isinstance(error, Exception) or is_interruption(error)):
             return
         slow = self.settings.slow_call_seconds
         failed = (error is not None and not isinstance(error, self.ignore)) or (
@@ -174,7 +177,9 @@ class CircuitBreaker:
         )
         try:
             ticket.state.settle(self, ticket, failed)
-        except Exception:  # the call's own result matters more than our bookkeeping
+        except Exception as bookkeeping:  # the call's own result matters more than our records
+            if is_interruption(bookkeeping):
+                raise
             log.exception("breaker.record_failed", breaker=self.name, failed=failed)
 
     def _apply_overrides(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from selfmend.errors import IllegalTransition
+from selfmend.errors import IllegalTransition, is_interruption
 from selfmend.resilience.breaker.events import Announcer, Transition
 from selfmend.resilience.breaker.pending import PendingSuccesses
 from selfmend.resilience.breaker.storage import BreakerStorage, Snapshot, State
@@ -83,7 +83,9 @@ class Circuit:
         if time.monotonic() - self._seen_at > max_age:
             try:
                 self.see(self.storage.read(self.name) if renew is None else renew(self._view))
-            except Exception:
+            except Exception as error:
+                if is_interruption(error):
+                    raise
                 log.warning("breaker.view_stale", breaker=self.name, exc_info=True)
                 self._seen_at = time.monotonic()
         return self._view

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
+from selfmend.errors import is_interruption
 from selfmend.resilience.breaker.storage import State
 
 log = structlog.get_logger(__name__)
@@ -64,7 +65,9 @@ class Announcer:
         for listener in self.listeners:
             try:
                 listener(transition)
-            except Exception:
+            except Exception as error:
+                if is_interruption(error):
+                    raise
                 log.exception(
                     "breaker.listener_failed",
                     breaker=transition.breaker,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from selfmend.errors import is_interruption
 from selfmend.models import Severity
 from selfmend.resilience.schema.diff import SchemaChange, highest
 
@@ -73,7 +74,9 @@ class SchemaEvents:
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:
+            except Exception as error:
+                if is_interruption(error):
+                    raise
                 failed += 1
                 log.exception(
                     "schema.listener_failed",

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from selfmend.errors import is_interruption
 from selfmend.models import IncidentStatus, Severity, series_key
 from selfmend.resilience.schema.databases import WatchedDatabase
 from selfmend.resilience.schema.diff import SchemaChange, diff, highest
@@ -78,6 +79,8 @@ class SchemaWatch:
             try:
                 self._watch(database, report)
             except Exception as error:
+                if is_interruption(error):
+                    raise
                 log.exception("schema.watch_failed", database=database.name)
                 report.errors[database.name] = f"{type(error).__name__}: {error}"
         return report
