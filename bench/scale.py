@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import structlog
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from selfmend.config import Settings
 from selfmend.detect.choice import choice_for
@@ -195,23 +196,53 @@ class Pool:
             process.join(60)
 
 
+# -- what two processes get from this machine ----------------------------------------------
+
+
+def _spin(iterations: int) -> float:
+    began = time.perf_counter()
+    total = 0
+    for number in range(iterations):
+        total += number * number
+    return time.perf_counter() - began
+
+
+def machine_ceiling(iterations: int = 5_000_000, rounds: int = 3) -> float:
+    """How much faster two processes do two equal pieces of pure Python work than one process
+    does one of them twice: the most any two-worker figure can reach here (2.0 on two idle,
+    independent cores; less when the cores are shared, or hyperthreads of one)."""
+    context = multiprocessing.get_context("spawn")
+    ratios = []
+    with context.Pool(2) as pool:
+        pool.map(_spin, [1000, 1000])  # both processes started
+        for _ in range(rounds):
+            one = _spin(iterations)
+            began = time.perf_counter()
+            pool.map(_spin, [iterations, iterations])
+            ratios.append(2 * one / (time.perf_counter() - began))
+    return median(ratios)
+
+
 # -- the database server's CPU ------------------------------------------------------------
 
 
-def postgres_cpu() -> float:
-    """CPU seconds so far of every PostgreSQL server process on this machine (``/proc``;
-    other clients' work too, if any)."""
+def server_cpu(database: str | None) -> float:
+    """CPU seconds so far of the PostgreSQL processes that serve ``database`` (its backends and
+    autovacuum workers, whose titles name it; read from ``/proc``): other databases' clients
+    on the machine are not counted, nor the cluster's shared WAL writer and checkpointer."""
+    if database is None:
+        return 0.0
     tick = os.sysconf("SC_CLK_TCK")
     used = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            text = stat.read_text()
-        except OSError:
+            title = (process / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if not title.startswith("postgres") or f" {database} " not in title:
+                continue
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
             continue
-        name, rest = text.split(" (", 1)[1].rsplit(")", 1)
-        if name.startswith("postgres"):
-            fields = rest.split()
-            used += (int(fields[11]) + int(fields[12])) / tick
+        used += (int(fields[11]) + int(fields[12])) / tick
     return used
 
 
@@ -227,6 +258,7 @@ class Measured:
 
 
 def run_store(store_url: str, count: int, points: int, rounds: int) -> Measured:
+    database = make_url(store_url).database if store_url.startswith("postgres") else None
     folder = resources.temp_folder("bench-scale")
     settings = settings_for(store_url, folder)
     system = System.from_settings(settings)
@@ -245,14 +277,14 @@ def run_store(store_url: str, count: int, points: int, rounds: int) -> Measured:
                 for kind in ("cold", "warm"):
                     fill(system, count, clock, points, seed=int(clock) % 2**31)
                     clock += points * STEP
-                    server = postgres_cpu()
+                    server = server_cpu(database)
                     seconds, times = pool.analyze(now=clock)
                     served = sum(t.series for t in times)
                     if served != count or sum(t.points for t in times) != count * points:
                         raise RuntimeError(f"{name} analyzed {served} series, not {count}")
                     measured.seconds[f"{name} {kind}"].append(seconds)
                     measured.worker_cpu[f"{name} {kind}"].append(sum(t.cpu for t in times))
-                    measured.server_cpu[f"{name} {kind}"].append(postgres_cpu() - server)
+                    measured.server_cpu[f"{name} {kind}"].append(server_cpu(database) - server)
                     measured.parts[f"{name} {kind}"].append(times)
     finally:
         for pool in pools.values():
@@ -329,6 +361,10 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} cores, {model}, Python {platform.python_version()}; "
         f"{args.rounds} rounds"
+    )
+    print(
+        f"ceiling: two processes of pure Python work {machine_ceiling():.2f}x one process, "
+        "on this machine now"
     )
     sqlite = f"sqlite:///{resources.temp_folder('bench-scale')}/scale.db"
     stores = {} if args.no_sqlite else {"sqlite": sqlite}
