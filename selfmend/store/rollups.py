@@ -14,7 +14,18 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, Integer, bindparam, cast, func, select, text, tuple_
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+    text,
+)
 
 from selfmend.errors import InvalidInput
 from selfmend.store.engine import reads
@@ -149,20 +160,19 @@ class Rollups:
             return last.scalar_one() if self.dialect == "postgresql" else last.rowcount
 
     def prune_batch(self, resolution: int, cutoff: float, rows: int) -> int:
-        """Delete up to ``rows`` aggregates of ``resolution`` whose bucket ended by ``cutoff``."""
-        old = (
-            select(sample_rollups.c.series_id, sample_rollups.c.resolution, sample_rollups.c.bucket)
-            .where(
-                sample_rollups.c.resolution == resolution,
-                sample_rollups.c.bucket <= cutoff - resolution,
-            )
-            .limit(rows)
-        )
-        key = tuple_(
-            sample_rollups.c.series_id, sample_rollups.c.resolution, sample_rollups.c.bucket
-        )
+        """Delete the oldest aggregates of ``resolution`` whose bucket ended by ``cutoff``: whole
+        buckets, up to the one that holds the ``rows``-th, so a batch is at most ``rows`` plus
+        one bucket's series. A range of the (resolution, bucket) index rather than a list of
+        keys, which SQLite looks up one by one."""
+        table = sample_rollups
+        old = and_(table.c.resolution == resolution, table.c.bucket <= cutoff - resolution)
+        edge = select(table.c.bucket).where(old).order_by(table.c.bucket).offset(rows - 1).limit(1)
+        with self.reads.connect() as connection:
+            last = connection.execute(edge).scalar()
+        upto = cutoff - resolution if last is None else last
+        gone = delete(table).where(table.c.resolution == resolution, table.c.bucket <= upto)
         with self.engine.begin() as connection:
-            return connection.execute(sample_rollups.delete().where(key.in_(old))).rowcount
+            return connection.execute(gone).rowcount
 
     def window(
         self,
