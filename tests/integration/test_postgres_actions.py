@@ -243,7 +243,7 @@ def test_analyze_refreshes_statistics_only_when_rows_changed(databases, orders):
     wait_for(lambda: rows_changed_since_analyze(orders) >= 5000, timeout=10, every=0.2)
 
     plan = action.plan({"table": orders})
-    assert plan.summary.startswith('ANALYZE "public"."orders" on selfmend_actions_test (')
+    assert plan.summary.startswith(f'ANALYZE "public"."orders" on {DATABASE} (')
     applied = action.apply(plan)
     assert applied["changed"] is True and applied["rows_changed"] >= 5000
     wait_for(lambda: rows_changed_since_analyze(orders) == 0, timeout=10, every=0.2)
@@ -311,7 +311,7 @@ def seq_rows_read(table: str) -> int:
 
 def test_an_index_is_recommended_from_the_queries_that_scan_a_table(databases, orders):
     action = PgCreateIndex(databases)
-    with pytest.raises(ActionError, match="no index to recommend on selfmend_actions_test"):
+    with pytest.raises(ActionError, match=f"no index to recommend on {DATABASE}"):
         action.plan({})
     sessions = [psycopg.connect(URL, autocommit=True) for _ in range(3)]
     try:
