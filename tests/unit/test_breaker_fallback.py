@@ -1,5 +1,6 @@
-"""A shared breaker whose Redis cannot be reached keeps protecting: it counts in a window of
-the process's own, says so once, and rejoins the shared state when Redis answers again."""
+"""A shared breaker whose Redis (or store, without Redis) cannot be reached keeps protecting: it
+counts in a window of the process's own, says so once, and rejoins the shared state when Redis
+answers again. A wrong statement is not taken for a store that is away."""
 
 from __future__ import annotations
 
@@ -8,14 +9,24 @@ import time
 import pytest
 import redis
 import structlog
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from selfmend.config import Settings
 from selfmend.errors import CircuitOpen
-from selfmend.resilience.breaker import BreakerRegistry, MemoryStorage, State
+from selfmend.resilience.breaker import (
+    BreakerRegistry,
+    MemoryStorage,
+    State,
+    redis_storage,
+    store_storage,
+)
 from selfmend.resilience.breaker.fallback_storage import FallbackStorage
 from selfmend.resilience.breaker.registry import shared_storage
+from selfmend.store import Store
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+UNREACHABLE_STORE = "postgresql://selfmend@127.0.0.1:1/selfmend"
 
 
 class Down(Exception):
@@ -88,11 +99,24 @@ class FlakyShared(MemoryStorage):
 
 
 def falling_back(shared: FlakyShared, retry_seconds: float = 5.0) -> FallbackStorage:
-    return FallbackStorage(shared, (redis.ConnectionError,), retry_seconds=retry_seconds)
+    return FallbackStorage(shared, redis_storage.unreachable, retry_seconds=retry_seconds)
 
 
-def test_fifty_failures_with_redis_unreachable_open_the_breaker_and_say_so_once():
-    storage = shared_storage(Settings(redis_url=UNREACHABLE), store=None)
+def unreachable_redis() -> FallbackStorage:
+    return shared_storage(Settings(redis_url=UNREACHABLE), store=None)
+
+
+def unreachable_store() -> FallbackStorage:
+    """The storage of breakers shared through the store (no SELFMEND_REDIS_URL), on a
+    PostgreSQL store nothing answers for: the store connects on first use."""
+    return shared_storage(Settings(redis_url=None), Store.from_url(UNREACHABLE_STORE))
+
+
+@pytest.mark.parametrize("unreachable_storage", [unreachable_redis, unreachable_store])
+def test_fifty_failures_with_the_shared_storage_unreachable_open_the_breaker_and_say_so_once(
+    unreachable_storage,
+):
+    storage = unreachable_storage()
     with structlog.testing.capture_logs() as logged:
         breaker = BreakerRegistry(storage).get("payments", failure_threshold=5, window_size=10)
         outcomes = call_many(breaker, 50)
@@ -102,6 +126,25 @@ def test_fifty_failures_with_redis_unreachable_open_the_breaker_and_say_so_once(
     warnings = [entry for entry in logged if entry["log_level"] in ("warning", "error")]
     assert [entry["event"] for entry in warnings] == ["breaker.storage_unreachable"]
     assert not any("exc_info" in entry for entry in logged)  # no traceback, not one
+
+
+@pytest.mark.parametrize(
+    ("url", "statement", "unreachable"),
+    [
+        (UNREACHABLE_STORE, "SELECT 1", True),  # connection refused
+        ("sqlite:///{folder}", "SELECT 1", True),  # a folder: unable to open database file
+        ("sqlite:///{folder}/store.db", "SELECT * FROM breakers", False),  # no such table
+        ("sqlite:///{folder}/store.db", "SELEC 1", False),  # a syntax error
+    ],
+)
+def test_a_store_is_unreachable_when_it_cannot_be_reached_not_when_a_statement_is_wrong(
+    tmp_path, url, statement, unreachable
+):
+    engine = Store.from_url(url.format(folder=tmp_path)).engine
+    with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
+        connection.execute(text(statement))
+    assert store_storage.unreachable(raised.value) is unreachable
+    engine.dispose()
 
 
 def test_the_fallback_window_opens_on_this_process_alone_whatever_min_processes_says():

@@ -1,14 +1,15 @@
-"""A shared breaker storage with a window in the process for when it cannot be reached.
+"""A shared breaker storage (Redis, or the store) with a window in the process for when it
+cannot be reached.
 
-Without it, a breaker whose Redis is down passes every call unrecorded: it never opens, however
-often the service behind it fails. With it, the breaker goes on counting in a memory storage of
-the process's own, starting from the last shared state it saw, so it still opens after
-``failure_threshold`` failures (the process's own failures: no other process's reach it). It
-says so in one warning line, reminds at most every ``remind_seconds`` while the storage stays
-away, and tries the shared storage again at most every ``retry_seconds``, not on every call: a
-Redis that does not answer costs the one call that tries its client's timeout. The first step
-that reaches it again rejoins the shared state, which replaces the process's own view
-(``Snapshot.local``) whatever it had counted alone.
+Without it, a breaker whose Redis or store is down passes every call unrecorded: it never
+opens, however often the service behind it fails. With it, the breaker goes on counting in a
+memory storage of the process's own, starting from the last shared state it saw, so it still
+opens after ``failure_threshold`` failures (the process's own failures: no other process's
+reach it). It says so in one warning line, reminds at most every ``remind_seconds`` while the
+storage stays away, and tries the shared storage again at most every ``retry_seconds``, not on
+every call: a Redis or store that does not answer costs the one call that tries its connect
+timeout. The first step that reaches it again rejoins the shared state, which replaces the
+process's own view (``Snapshot.local``) whatever it had counted alone.
 
 Operators' steps (holds, overrides) are not for a process's fallback: ``BreakerControl`` works
 on ``shared`` directly, and ``set_overrides`` here goes there too.
@@ -43,16 +44,17 @@ REMIND_SECONDS = 300.0
 
 
 class FallbackStorage:
-    """``shared`` while it answers; a memory storage of this process's while it raises one of
-    ``unreachable`` (for Redis: its connection and timeout errors), tried again every
-    ``retry_seconds``."""
+    """``shared`` while it answers; a memory storage of this process's while it raises errors
+    that ``unreachable`` says are the storage's being away (``redis_storage.unreachable``,
+    ``store_storage.unreachable``), tried again every ``retry_seconds``. Any other error
+    passes, as it would without the fallback."""
 
     shared = True
 
     def __init__(
         self,
         shared: BreakerStorage,
-        unreachable: tuple[type[BaseException], ...],
+        unreachable: Callable[[BaseException], bool],
         *,
         retry_seconds: float = RETRY_SECONDS,
         remind_seconds: float = REMIND_SECONDS,
@@ -116,7 +118,9 @@ class FallbackStorage:
                 self.primary.publish_settings(name, base)
                 self._reached()
                 return
-            except self.unreachable as error:
+            except Exception as error:
+                if not self.unreachable(error):
+                    raise
                 self._went_away(error)
         with self._lock:
             self._unpublished[name] = base
@@ -127,7 +131,9 @@ class FallbackStorage:
         if self._try_shared():
             try:
                 found = self.primary.settings(name)
-            except self.unreachable as error:
+            except Exception as error:
+                if not self.unreachable(error):
+                    raise
                 self._went_away(error)
             else:
                 self._reached()
@@ -150,7 +156,9 @@ class FallbackStorage:
         if self._try_shared():
             try:
                 result = step(self.primary)
-            except self.unreachable as error:
+            except Exception as error:
+                if not self.unreachable(error):
+                    raise
                 self._went_away(error)
             else:
                 self._last_shared[name] = snapshot_of(result)

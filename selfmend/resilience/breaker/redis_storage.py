@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from selfmend.resilience.breaker.storage import (
     Claim,
@@ -27,6 +27,11 @@ from selfmend.resilience.breaker.storage import (
 
 PREFIX = "selfmend:breaker:"
 _SCRIPTS = Path(__file__).parent
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says Redis could not be reached or did not answer in time."""
+    return isinstance(error, (ConnectionError, TimeoutError))
 
 
 def _text(value: Any) -> str:

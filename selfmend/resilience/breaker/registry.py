@@ -13,13 +13,13 @@ from typing import Any
 
 from selfmend.config import Settings
 from selfmend.errors import ConfigurationError
+from selfmend.resilience.breaker import store_storage
 from selfmend.resilience.breaker.breaker import CircuitBreaker
 from selfmend.resilience.breaker.control import BreakerControl
 from selfmend.resilience.breaker.events import Announcer, Listener, Transition
 from selfmend.resilience.breaker.fallback_storage import FallbackStorage
 from selfmend.resilience.breaker.settings import parse_settings
 from selfmend.resilience.breaker.storage import BreakerStorage
-from selfmend.resilience.breaker.store_storage import StoreStorage
 from selfmend.store import Store
 
 
@@ -81,21 +81,19 @@ class BreakerRegistry:
 
 def shared_storage(settings: Settings, store: Store | None) -> BreakerStorage:
     """Redis when ``SELFMEND_REDIS_URL`` is set, else the store: both shared by every process
-    of the deployment. While Redis cannot be reached, the breakers count in the process."""
+    of the deployment. While either cannot be reached, the breakers count in the process."""
     if settings.redis_url:
-        import redis
-
-        from selfmend.resilience.breaker.redis_storage import RedisStorage
+        from selfmend.resilience.breaker import redis_storage
 
         return FallbackStorage(
-            RedisStorage(breaker_redis(settings.redis_url)),
-            unreachable=(redis.ConnectionError, redis.TimeoutError),
+            redis_storage.RedisStorage(breaker_redis(settings.redis_url)),
+            redis_storage.unreachable,
         )
     if store is None:
         raise ConfigurationError(
             "breakers are shared through the store when SELFMEND_REDIS_URL is unset: pass a store"
         )
-    return StoreStorage(store.engine)
+    return FallbackStorage(store_storage.StoreStorage(store.engine), store_storage.unreachable)
 
 
 def breaker_redis(url: str) -> Any:

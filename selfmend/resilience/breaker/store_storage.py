@@ -11,10 +11,12 @@ closed at the version they were admitted under.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, and_, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from selfmend.resilience.breaker.storage import (
     Claim,
@@ -28,6 +30,17 @@ from selfmend.resilience.breaker.storage import (
 from selfmend.store.tables import breaker_calls, breakers
 
 _SNAPSHOT = (breakers.c.state, breakers.c.version, breakers.c.since, breakers.c.settings_version)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the store could not be reached or did not answer in time: a
+    connection refused or dropped, a statement or lock timeout, a SQLite file that cannot be
+    opened or stays locked. Not a wrong statement: SQLite reports one (no such table, a syntax
+    error) as an ``OperationalError`` too, with the generic code ``SQLITE_ERROR``."""
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    code = getattr(error.orig, "sqlite_errorcode", None)  # extended codes: primary in low byte
+    return code is None or code & 0xFF != sqlite3.SQLITE_ERROR
 
 
 def _snapshot_of(row: Row[Any]) -> Snapshot:
