@@ -31,7 +31,7 @@ test: lint $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/samples_insert.py
+	$(BIN)/python -m bench.samples_insert
 
 worker: $(STAMP)
 	$(BIN)/celery -A workers worker -B -l info

@@ -1,7 +1,7 @@
 """Circuit breaker overhead per call in the closed state, shared through Redis: selfmend's
 breaker against pybreaker with its ``CircuitRedisStorage``, on the same Redis, in one run.
 
-    python -m bench.breaker [--redis redis://127.0.0.1:6379/3] [--calls 1000] [--rounds 30]
+    python -m bench.breaker [--redis URL] [--calls 1000] [--rounds 30]
                             [--window-size 20]
 
 The protected function does nothing and always succeeds, so every call is a success in the
@@ -31,6 +31,7 @@ import structlog
 
 from selfmend.resilience.breaker import BreakerRegistry, BreakerSettings
 from selfmend.resilience.breaker.redis_storage import RedisStorage
+from tests import resources
 
 NAME = "bench-breaker"
 
@@ -68,7 +69,9 @@ def forget(client: redis.Redis) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/3")
+    parser.add_argument(
+        "--redis", help="a Redis database; default: this run's breaker DB (tests.resources)"
+    )
     parser.add_argument("--calls", type=int, default=1000, help="calls per round and breaker")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument(
@@ -79,6 +82,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    args.redis = args.redis or resources.redis_url("breaker")
     client = redis.Redis.from_url(args.redis)
     forget(client)
     breakers = {"selfmend": ours(client, args.window_size), "pybreaker": theirs(client)}

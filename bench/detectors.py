@@ -16,13 +16,10 @@ import argparse
 import json
 import logging
 import platform
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psycopg
 import structlog
 from sqlalchemy import select
 
@@ -30,8 +27,10 @@ from selfmend.config import Settings
 from selfmend.detect.mad import RollingMAD
 from selfmend.detect.stream import StreamDetector
 from selfmend.models import Sample
+from selfmend.store import Store
 from selfmend.store.tables import series as series_table
 from selfmend.system import System
+from tests import resources
 
 NEW_POINTS = 60
 HISTORY = 240
@@ -81,7 +80,7 @@ def analyze_passes(store_url: str, count: int, repeat: int) -> dict[str, Any]:
     worker that ran the previous pass (warm), one by a new worker (cold: it restores every
     detector from the store). Seconds of each pass, the state sizes, and the anomalies
     and signals (incidents opened or joined) found, all false: the data is noise."""
-    home = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
+    home = resources.temp_folder("bench-detectors")
     settings = Settings(home=home, store_url=store_url, mode="observe")
     system = System.from_settings(settings)
     now = time.time()
@@ -112,13 +111,6 @@ def spread(seconds: list[float]) -> str:
     return f"{np.median(seconds):.2f} s (range {min(seconds):.2f}-{max(seconds):.2f})"
 
 
-def fresh_postgres(url: str) -> str:
-    with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS selfmend_bench WITH (FORCE)")
-        connection.execute("CREATE DATABASE selfmend_bench")
-    return f"{url}/selfmend_bench"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=1_000_000)
@@ -133,9 +125,11 @@ def main() -> None:
     for name, make in (("stream", StreamDetector), ("rolling_mad", RollingMAD)):
         print(f"score_many {name}: {score_many_rate(make, args.points):,.0f} points/s")
     print(f"default detector on Gaussian noise: one false alarm per {false_alarms():,.0f} points")
-    stores = {"sqlite": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
+    # This run's database and folders (tests.resources, SELFMEND_TEST_SLOT), gone when it exits.
+    stores = {"sqlite": f"sqlite:///{resources.temp_folder('bench-detectors')}/bench.db"}
     if args.postgres:
-        stores["postgresql"] = fresh_postgres(args.postgres)
+        stores["postgresql"] = resources.fresh_database("bench_detectors", args.postgres)
+        Store.from_url(stores["postgresql"], migrate=True).close()  # as `selfmend db upgrade`
     for store, url in stores.items():
         figures = analyze_passes(url, args.series, args.repeat)
         sizes = figures["sizes"]

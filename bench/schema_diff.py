@@ -2,8 +2,8 @@
 
     python -m bench.schema_diff [--postgres URL] [--tables 200] [--repeat 10]
 
-Builds ``selfmend_schema_bench`` (``--tables`` tables of 10 columns, a primary key and two
-indexes each, half with a foreign key) and a store in ``selfmend_schema_bench_store``, records
+Builds a database (``--tables`` tables of 10 columns, a primary key and two indexes each, half
+with a foreign key) and a store in another, both this run's (``tests.resources``), records
 the baseline, then times one watch run of that database (fingerprint, read the previous version,
 diff, store, publish, open the incident) ``--repeat`` times each:
 
@@ -22,10 +22,8 @@ import argparse
 import logging
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
 import structlog
@@ -35,9 +33,8 @@ from selfmend.config import Settings
 from selfmend.resilience.schema import SchemaEvents, SchemaWatch, diff, fingerprint
 from selfmend.resilience.schema.databases import WatchedDatabase
 from selfmend.store import Store
+from tests import resources
 
-DATABASE = "selfmend_schema_bench"
-STORE = "selfmend_schema_bench_store"
 COLUMNS = """
     id serial PRIMARY KEY,
     account_id integer NOT NULL,
@@ -64,13 +61,6 @@ ALTER TABLE t099 ALTER COLUMN amount TYPE numeric(12, 2);
 ALTER TABLE t150 ALTER COLUMN title DROP NOT NULL;
 DROP TABLE t_added;
 """
-
-
-def recreate(server: str, name: str) -> str:
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {name}")
-    return f"{server}/{name}"
 
 
 def build(url: str, tables: int) -> None:
@@ -113,7 +103,7 @@ def spread(seconds: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--postgres", default=resources.POSTGRES)
     parser.add_argument("--tables", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
@@ -122,12 +112,15 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}; {args.tables} tables x 10 columns on PostgreSQL"
     )
-    url = recreate(args.postgres, DATABASE)
+    # This run's databases and folder (tests.resources, SELFMEND_TEST_SLOT), gone when it exits.
+    url = resources.fresh_database("bench_schema", args.postgres)
+    watched = resources.database_name("bench_schema", args.postgres)
     build(url, args.tables)
-    home = Path(tempfile.mkdtemp(prefix="selfmend-bench-"))
-    settings = Settings(home=home, store_url=recreate(args.postgres, STORE))
+    home = resources.temp_folder("bench-schema")
+    store_url = resources.fresh_database("bench_schema_store", args.postgres)
+    settings = Settings(home=home, store_url=store_url)
     store = Store.from_url(settings.resolved_store_url, migrate=True)
-    database = WatchedDatabase(DATABASE, url)
+    database = WatchedDatabase(watched, url)
     watch = SchemaWatch(store, [database], SchemaEvents())
     watch.run()  # the baseline, and the connection pool warmed
 
@@ -137,11 +130,11 @@ def main() -> None:
 
     def unchanged() -> None:
         report = watch.run()
-        assert not report.databases[DATABASE]["recorded"], report
+        assert not report.databases[watched]["recorded"], report
 
     def changed() -> None:
         report = watch.run()
-        assert len(report.databases[DATABASE]["changes"]) == 5, report
+        assert len(report.databases[watched]["changes"]) == 5, report
 
     def fingerprinted():
         with database.connect() as connection:
