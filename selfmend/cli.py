@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from selfmend.config import Settings
 from selfmend.errors import ConfigurationError, SelfmendError
 from selfmend.store import Store
-from selfmend.store.engine import make_engine
+from selfmend.store.engine import DatabaseTimeouts, make_engine
 from selfmend.store.migrate import upgrade
 from selfmend.store.missing import check_database
 
@@ -54,9 +54,10 @@ app.add_typer(db, name="db")
 
 
 def _store() -> Store:
-    url = Settings().resolved_store_url
-    check_database(url)
-    return Store.for_service(url, schema_wait=0)
+    settings = Settings()
+    timeouts = DatabaseTimeouts.from_settings(settings)
+    check_database(settings.resolved_store_url, timeouts)
+    return Store.for_service(settings.resolved_store_url, schema_wait=0, timeouts=timeouts)
 
 
 def _when(ts: float | None) -> str:
@@ -66,10 +67,15 @@ def _when(ts: float | None) -> str:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the store's tables to the latest version."""
-    url = Settings().resolved_store_url
-    check_database(url)
-    upgrade(make_engine(url))
-    console.print(f"store at [bold]{make_engine(url).url.render_as_string()}[/] is up to date")
+    settings = Settings()
+    timeouts = DatabaseTimeouts.from_settings(settings)
+    check_database(settings.resolved_store_url, timeouts)
+    engine = make_engine(settings.resolved_store_url, timeouts)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    console.print(f"store at [bold]{engine.url.render_as_string()}[/] is up to date")
 
 
 @app.command()

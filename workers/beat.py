@@ -19,6 +19,7 @@ from celery.beat import PersistentScheduler
 from celery.signals import before_task_publish
 
 from selfmend.store import Store
+from selfmend.store.engine import DatabaseTimeouts
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,8 @@ class LeaderScheduler(PersistentScheduler):
         settings = self.app.selfmend_settings
         self.lease_seconds = settings.beat_lease_seconds
         url, wait = settings.resolved_store_url, settings.schema_wait_seconds
-        self.leases = Store.for_service(url, schema_wait=wait).leases
+        timeouts = DatabaseTimeouts.from_settings(settings)
+        self.leases = Store.for_service(url, schema_wait=wait, timeouts=timeouts).leases
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.epoch: int | None = None
         before_task_publish.connect(self._stamp, weak=False)

@@ -31,6 +31,7 @@ from selfmend.remedy.approvals import approve
 from selfmend.remedy.closing import close_incident
 from selfmend.remedy.switches import set_kill_switch
 from selfmend.store import Store
+from selfmend.store.engine import DatabaseTimeouts
 
 CONTROL_KEY = r"^[A-Za-z0-9_.:-]{1,200}$"
 
@@ -82,7 +83,9 @@ def create_app(
     """The API over ``store``; ``actions`` are the names a kill switch may take, the running
     system's catalogue unless given."""
     store = store or Store.for_service(
-        settings.resolved_store_url, schema_wait=settings.schema_wait_seconds
+        settings.resolved_store_url,
+        schema_wait=settings.schema_wait_seconds,
+        timeouts=DatabaseTimeouts.from_settings(settings),
     )
     metrics = registry(store)
     # Swagger UI's script and stylesheet come from the fastapi-offline package, not a CDN, so

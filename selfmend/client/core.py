@@ -24,6 +24,7 @@ from selfmend.errors import ConfigurationError, InvalidInput
 from selfmend.flags import control_key, is_on
 from selfmend.models import LogEvent, Sample
 from selfmend.store import Store
+from selfmend.store.engine import DatabaseTimeouts
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -45,7 +46,11 @@ class Client:
         max_buffered: int = 100_000,
     ) -> None:
         self.settings = settings
-        self.store = store or Store.from_url(settings.resolved_store_url, migrate=False)
+        self.store = store or Store.from_url(
+            settings.resolved_store_url,
+            migrate=False,
+            timeouts=DatabaseTimeouts.from_settings(settings),
+        )
         self.quiet = QuietLog()
         self.sender = Sender(
             buffer or push_buffer(settings, self.store),
@@ -136,7 +141,8 @@ class Client:
 
         # The model gets its own breaker: a model that is down costs one call per reset timeout.
         model = namer_from_settings(self.settings, breaker=self.breaker("selfmend.writer.model"))
-        return ResilientWriter(engine_or_url, self.store, model=model)
+        timeouts = DatabaseTimeouts.from_settings(self.settings)
+        return ResilientWriter(engine_or_url, self.store, model=model, timeouts=timeouts)
 
     def control(self, key: str, default: Any = None) -> Any:
         """A live setting, cached for ``control_ttl`` seconds; the last value known (or

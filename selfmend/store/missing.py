@@ -14,15 +14,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from selfmend.errors import ConfigurationError
-from selfmend.store.engine import make_engine
+from selfmend.store.engine import DatabaseTimeouts, make_engine
 
 _NO_DATABASE = re.compile(r'database "([^"]+)" does not exist')
 
 
-def check_database(url: str) -> None:
+def check_database(url: str, timeouts: DatabaseTimeouts | None = None) -> None:
     """Raise ``ConfigurationError`` when the database at ``url`` (or, for SQLite, the folder of
     its file) does not exist; any other connection failure is left to what connects next."""
-    engine = make_engine(url)
+    engine = make_engine(url, timeouts)
     try:
         with engine.connect():
             pass
