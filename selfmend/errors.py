@@ -88,11 +88,19 @@ class DatabaseUnreachable(SelfmendError):
 # limit (Celery's SoftTimeLimitExceeded, an Exception): a loop that isolates its targets from
 # one another lets these through rather than logging them as one target failing, or the stage
 # would go on to the next target until the hard limit kills its process. The core imports no
-# Celery: the worker registers its own here when it creates the app (workers/limits.py).
+# Celery: the worker registers its own here (workers/limits.py, which creating the app imports).
 interruptions: set[type[BaseException]] = set()
 
 
 def is_interruption(error: BaseException) -> bool:
     """Whether ``error`` interrupts the stage: an ``except Exception`` that isolates one target,
-    call or listener re-raises it."""
-    return isinstance(error, tuple(interruptions))
+    call or listener re-raises it. So does an error raised while an interruption was passing
+    (its ``__context__``): psycopg, interrupted in a statement, leaves the connection busy, and
+    the rollback on the way out fails in its place."""
+    kinds = tuple(interruptions)
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__context__
+    return False

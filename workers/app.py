@@ -7,7 +7,7 @@ from kombu import Queue
 
 from schedules import build_schedule
 from selfmend.config import Settings
-from workers.limits import annotations, interrupt_stages, stage_limits
+from workers.limits import annotations, stage_limits
 
 EMBEDDED_TRANSPORT = "workers.filebroker:Transport"
 STAGES = (
@@ -31,7 +31,6 @@ def queue_name(stage: str) -> str:
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
     limits = stage_limits(settings, STAGES)  # refused here, not when a stage runs too long
-    interrupt_stages()
     app = Celery("selfmend", include=TASK_MODULES, task_cls="workers.limits:StageTask")
     settings.home.mkdir(parents=True, exist_ok=True)
     app.conf.update(

@@ -9,11 +9,11 @@ created. A stage's default limit shrinks to fit a short visibility timeout; a li
 ``stage_time_limits`` that does not fit is refused, naming the stage.
 
 At the soft limit the stage logs one line and ends; the core's loops that keep one target's
-failure from the others let it through (``interrupt_stages``), or the stage would run on to the
-hard limit. The store writes each step in one transaction, which the exception rolls back as it
-passes, and the backlog sends again what was left undone (a claimed remediation not applied, an
-overdue verification). Only the prefork pool enforces time limits; the threads and solo pools
-ignore them.
+failure from the others let it through (``selfmend.errors.interruptions``), or the stage would
+run on to the hard limit. The store writes each step in one transaction, which the exception
+rolls back as it passes, and the backlog sends again what was left undone (a claimed remediation
+not applied, an overdue verification). Only the prefork pool enforces time limits; the threads
+and solo pools ignore them.
 """
 
 from __future__ import annotations
@@ -26,10 +26,15 @@ import structlog
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from selfmend.config import Settings
-from selfmend.errors import ConfigurationError, interruptions
+from selfmend.errors import ConfigurationError, interruptions, is_interruption
 from workers.beat import BeatGuardedTask
 
 log = structlog.get_logger(__name__)
+
+# The soft limit interrupts the stage (selfmend.errors.interruptions): the core's per-target
+# loops re-raise it rather than log it as one target failing and run on to the hard limit. Here,
+# where StageTask is, so every process that runs a stage (the app is created from here) has it.
+interruptions.add(SoftTimeLimitExceeded)
 
 # Seconds; remediate's covers pg_create_index's build (index_build_timeout_seconds, 600 s).
 SOFT_SECONDS: Mapping[str, float] = {
@@ -93,13 +98,6 @@ def annotations(limits: Mapping[str, StageLimit]) -> dict[str, dict[str, Any]]:
     }
 
 
-def interrupt_stages() -> None:
-    """Register the soft limit as an interruption (``selfmend.errors.interruptions``), so the
-    core's per-target loops re-raise it rather than log it as one target failing and run on
-    until the hard limit kills the process."""
-    interruptions.add(SoftTimeLimitExceeded)
-
-
 class StageTask(BeatGuardedTask):
     """A stage task that, at its soft time limit, logs one line and ends: no traceback, no
     result, no next link of its chain (the backlog sends again what it left undone)."""
@@ -107,7 +105,9 @@ class StageTask(BeatGuardedTask):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
-        except SoftTimeLimitExceeded:
+        except Exception as error:
+            if not is_interruption(error):
+                raise
             log.warning(
                 "stage.soft_time_limit",
                 task=self.name,

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 import structlog
+from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
 from selfmend.config import Settings
@@ -20,6 +21,7 @@ from selfmend.resilience.schema.watch import SchemaWatch
 from selfmend.store import Store
 from selfmend.system import System
 from workers.app import create_app
+from workers.limits import StageTask
 
 STALLED = parse_patterns(
     {
@@ -43,23 +45,27 @@ STALLED = parse_patterns(
 )
 
 
-@pytest.fixture(autouse=True)
-def worker(tmp_path):
-    """The worker's app, created as a worker creates it: it registers the soft limit."""
-    return create_app(Settings(home=tmp_path / "worker"))
+class BusyConnection(Exception):
+    """What psycopg raises when a connection interrupted in a statement is used again: the
+    rollback on the way out of the ``with`` block fails in place of the soft limit."""
 
 
 class Collector:
-    def __init__(self, name: str, *, interrupted: bool = False) -> None:
+    def __init__(self, name: str, *, interrupted: bool = False, masked: bool = False) -> None:
         self.name = name
         self.interrupted = interrupted
+        self.masked = masked
         self.collected = 0
 
     def collect(self) -> list[Sample]:
         self.collected += 1
-        if self.interrupted:
+        if not self.interrupted:
+            return [Sample(series=f"{self.name}.up", ts=time.time(), value=1.0)]
+        try:
             raise SoftTimeLimitExceeded()  # as the pool raises it at the soft limit
-        return [Sample(series=f"{self.name}.up", ts=time.time(), value=1.0)]
+        finally:
+            if self.masked:
+                raise BusyConnection("another command is already in progress")
 
 
 class WatchedDatabase:
@@ -77,18 +83,22 @@ class WatchedDatabase:
         yield
 
 
-def test_the_worker_registers_its_soft_limit_as_an_interruption():
+def test_the_worker_registers_its_soft_limit_as_an_interruption(tmp_path):
+    create_app(Settings(home=tmp_path))
     assert is_interruption(SoftTimeLimitExceeded())
     assert not is_interruption(RuntimeError("one target failing"))
 
 
-def test_a_collector_at_the_soft_limit_ends_the_collect_pass(tmp_path):
+@pytest.mark.parametrize("masked", [False, True], ids=["raised", "cleanup_failed_meanwhile"])
+def test_a_collector_at_the_soft_limit_ends_the_collect_pass(tmp_path, masked):
     system = System.from_settings(Settings(home=tmp_path / "home"), patterns=())
-    first, second = Collector("redis", interrupted=True), Collector("postgres")
+    first, second = Collector("redis", interrupted=True, masked=masked), Collector("postgres")
     system.pull_collectors = [first, second]
 
-    with structlog.testing.capture_logs() as logged, pytest.raises(SoftTimeLimitExceeded):
+    with structlog.testing.capture_logs() as logged, pytest.raises(Exception) as raised:
         system.collect()
+
+    assert is_interruption(raised.value)
 
     assert second.collected == 0
     assert "collector.failed" not in [entry["event"] for entry in logged]
@@ -136,3 +146,19 @@ def test_a_call_cut_short_by_the_soft_limit_is_not_counted_against_the_service()
     with pytest.raises(SoftTimeLimitExceeded):
         breaker.call(slow_call)
     assert breaker.state is State.CLOSED
+
+
+def test_a_stage_whose_cleanup_failed_as_the_soft_limit_passed_still_ends_at_its_soft_limit():
+    app = Celery("interruptions-test", task_cls=StageTask, set_as_current=False)
+    app.conf.task_always_eager = True
+    interrupted = Collector("postgres", interrupted=True, masked=True)
+
+    @app.task(name="selfmend.slow_stage", soft_time_limit=1)
+    def slow_stage() -> None:
+        interrupted.collect()
+
+    with structlog.testing.capture_logs() as logged:
+        result = slow_stage.apply()
+
+    assert result.state == "IGNORED"
+    assert [entry["event"] for entry in logged] == ["stage.soft_time_limit"]
