@@ -9,6 +9,7 @@ found and rolled back.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from selfmend.errors import NotFound
+from selfmend.store import pg_bulk
 from selfmend.store.tables import write_heal_rules, write_heals
 
 MAPPING = ["database", "table_name", "source_key", "column_name"]
@@ -61,6 +63,19 @@ class HealEntry:
     rolled_back_by: str | None
 
 
+_LOGGED = ("database", "table_name", "operation", "sent", "written", "heals", "row_key", "before")
+_LOG_FROM_ARRAYS = (
+    "INSERT INTO write_heals (database, table_name, operation, sent, written, heals, row_key, "
+    "before, state, created_at) "
+    "SELECT database, table_name, operation, sent::json, written::json, heals::json, "
+    "row_key::json, before::json, 'written', %b "
+    "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[], %b::text[]) WITH ORDINALITY "
+    "AS entry(database, table_name, operation, sent, written, heals, row_key, before, position) "
+    "ORDER BY position RETURNING id"
+)
+
+
 class HealStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -72,10 +87,26 @@ class HealStore:
         """Store entries (database, table_name, operation, sent, written, heals, row_key,
         before) as written, in one transaction; their ids in the same order."""
         now = time.time()
+        if self.engine.dialect.name == "postgresql":
+            return self._log_as_arrays(entries, now)
         rows = [{**entry, "state": "written", "created_at": now} for entry in entries]
         statement = insert(write_heals).returning(write_heals.c.id, sort_by_parameter_order=True)
         with self.engine.begin() as connection:
             return list(connection.scalars(statement, rows))
+
+    def _log_as_arrays(self, entries: list[dict[str, Any]], now: float) -> list[int]:
+        """A writer logs a healed batch's rows in one go, on PostgreSQL as one array per column
+        (``pg_bulk``): as bound rows, a hundred entries were a statement of a thousand
+        parameters that psycopg parsed anew each time (its cache skips long queries), half a
+        healed batch's time. Ids are drawn in the entries' order (``ORDER BY position``), so
+        sorted they are the entries' ids in order."""
+        columns = [[entry[name] for entry in entries] for name in _LOGGED[:3]] + [
+            [None if entry[name] is None else json.dumps(entry[name]) for entry in entries]
+            for name in _LOGGED[3:]
+        ]
+        with self.engine.begin() as connection:
+            ids = pg_bulk.returning(connection, _LOG_FROM_ARRAYS, [now, *columns])
+        return sorted(ids)
 
     def mark_not_written(self, ids: list[int]) -> None:
         """The application's transaction these entries belong to was rolled back."""

@@ -69,6 +69,14 @@ def execute(connection: Connection, statement: str, arrays: Sequence[list[Any]])
         cursor.execute(statement, arrays)
 
 
+def returning(connection: Connection, statement: str, parameters: Sequence[Any]) -> list[Any]:
+    """Run ``statement`` with its ``%b`` placeholders bound in binary (lists as arrays); the
+    first column of each row it returns."""
+    with _cursor(connection) as cursor:
+        cursor.execute(statement, parameters)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def copy_in(
     connection: Connection, statement: str, types: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
