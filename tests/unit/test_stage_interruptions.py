@@ -11,12 +11,14 @@ import pytest
 import structlog
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
 
 from selfmend.config import Settings
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.errors import is_interruption
 from selfmend.models import ExecutionState, IncidentStatus, Sample
-from selfmend.resilience.breaker import BreakerRegistry, MemoryStorage, State
+from selfmend.resilience.breaker import BreakerRegistry, MemoryStorage, State, store_storage
+from selfmend.resilience.breaker.fallback_storage import FallbackStorage
 from selfmend.resilience.schema.watch import SchemaWatch
 from selfmend.store import Store
 from selfmend.system import System
@@ -162,3 +164,27 @@ def test_a_stage_whose_cleanup_failed_as_the_soft_limit_passed_still_ends_at_its
 
     assert result.state == "IGNORED"
     assert [entry["event"] for entry in logged] == ["stage.soft_time_limit"]
+
+
+class StoreInterruptedInAStatement(MemoryStorage):
+    """A breaker storage in the store whose read the soft limit interrupted mid-statement."""
+
+    shared = True
+
+    def read(self, name):
+        try:
+            raise SoftTimeLimitExceeded()
+        finally:
+            busy = BusyConnection("another command is already in progress")
+            raise OperationalError("ROLLBACK", {}, busy)
+
+
+def test_a_breaker_step_at_the_soft_limit_is_not_taken_for_an_unreachable_store():
+    storage = FallbackStorage(StoreInterruptedInAStatement(), store_storage.unreachable)
+    breaker = BreakerRegistry(storage).get("payments", sync_seconds=0)
+
+    with pytest.raises(OperationalError) as raised:
+        breaker.call(lambda: "served")
+
+    assert is_interruption(raised.value)
+    assert not storage.away

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from selfmend.errors import is_interruption
 from selfmend.resilience.breaker.memory_storage import MemoryStorage
 from selfmend.resilience.breaker.storage import (
     BreakerStorage,
@@ -119,7 +120,7 @@ class FallbackStorage:
                 self._reached()
                 return
             except Exception as error:
-                if not self.unreachable(error):
+                if not self._away(error):
                     raise
                 self._went_away(error)
         with self._lock:
@@ -132,7 +133,7 @@ class FallbackStorage:
             try:
                 found = self.primary.settings(name)
             except Exception as error:
-                if not self.unreachable(error):
+                if not self._away(error):
                     raise
                 self._went_away(error)
             else:
@@ -157,7 +158,7 @@ class FallbackStorage:
             try:
                 result = step(self.primary)
             except Exception as error:
-                if not self.unreachable(error):
+                if not self._away(error):
                     raise
                 self._went_away(error)
             else:
@@ -177,6 +178,11 @@ class FallbackStorage:
                 return False
             self._next_try = now + self.retry_seconds
             return True
+
+    def _away(self, error: Exception) -> bool:
+        """Whether ``error`` says the shared storage is away; never so for the stage's soft
+        time limit, even when the connection it interrupted fails in its place."""
+        return self.unreachable(error) and not is_interruption(error)
 
     def _local_for(self, name: str) -> MemoryStorage:
         with self._lock:
