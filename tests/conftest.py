@@ -1,7 +1,10 @@
 """The whole suite: temp folders (pytest's ``tmp_path`` too) under the run's own root, and
-everything the run took from the machine given back when it ends (``tests.resources``)."""
+everything the run took from the machine given back when it ends (``tests.resources``), also
+when it is stopped with SIGTERM (``timeout``, a cancelled CI job) as it is with Ctrl-C."""
 
 from __future__ import annotations
+
+import signal
 
 import pytest
 
@@ -15,6 +18,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     if config.option.basetemp is None:
         config.option.basetemp = str(resources.run_root() / "pytest")
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -46,6 +46,7 @@ REDIS_ROLES = (
 # nothing at their exit, since the run still uses it.
 _OWNER_VARIABLE = "_SELFMEND_TEST_OWNER"
 _ROOT_VARIABLE = "_SELFMEND_TEST_ROOT"
+_OWNER_FILE = "owner.pid"
 os.environ.setdefault(_OWNER_VARIABLE, str(os.getpid()))
 _redis_dbs: dict[tuple[str, int], None] = {}
 _databases: dict[tuple[str, str], None] = {}
@@ -118,11 +119,35 @@ def run_root() -> Path:
         _root = Path(os.environ[_ROOT_VARIABLE])
     if _root is None:
         _take()
+        _remove_roots_of_dead_runs()
         _root = Path(tempfile.mkdtemp(prefix=f"selfmend-s{slot()}-"))
         # Traversable, so a server run as another user (PostgreSQL) can use a folder inside.
         _root.chmod(0o711)
+        (_root / _OWNER_FILE).write_text(str(os.getpid()))
         os.environ[_ROOT_VARIABLE] = str(_root)
     return _root
+
+
+def _remove_roots_of_dead_runs() -> None:
+    """A run killed before it could clean up (SIGKILL) leaves its root; the next run removes
+    it once the process that made it is gone."""
+    for root in Path(tempfile.gettempdir()).glob("selfmend-s[0-9]-*"):
+        try:
+            owner = int((root / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being made
+        if not _alive(owner):
+            _give_back(f"folder {root} of a dead run", shutil.rmtree, root)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def temp_folder(name: str) -> Path:
