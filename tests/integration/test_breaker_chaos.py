@@ -15,20 +15,18 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import psycopg
 import pytest
-import redis
 
 from selfmend.config import Settings
 from selfmend.resilience.breaker import State, registry_for
 from selfmend.store import Store
+from tests.resources import database_url, empty_redis, fresh_database, redis_url
 
-from .conftest import POSTGRES, REDIS, wait_for
+from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-DATABASE = "selfmend_breaker_chaos"
-STATE = f"{REDIS}/2"
+STATE = redis_url("breaker")
 SETTINGS = {
     "failure_threshold": 5,
     "window_size": 10,
@@ -102,13 +100,14 @@ def call_the_service(url: str, store_url: str, ready, stop, results) -> None:
 
 @pytest.fixture
 def store():
-    redis.Redis.from_url(STATE).flushdb()
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-    store = Store.from_url(f"{POSTGRES}/{DATABASE}")
+    empty_redis("breaker")
+    store = Store.from_url(fresh_database("breaker_chaos"), migrate=True)
     yield store
     store.close()
+
+
+def transitions(store: Store) -> list[tuple[str, str]]:
+    return [(row["from_state"], row["to_state"]) for row in store.breaker_events.recent("quotes")]
 
 
 @pytest.fixture
@@ -127,7 +126,7 @@ def test_breaker_opens_sheds_probes_and_closes_across_processes(store, service):
     ready, stop, results = context.Semaphore(0), context.Event(), context.Queue()
     workers = [
         context.Process(
-            target=call_the_service, args=(url, f"{POSTGRES}/{DATABASE}", ready, stop, results)
+            target=call_the_service, args=(url, database_url("breaker_chaos"), ready, stop, results)
         )
         for _ in range(3)
     ]
@@ -139,7 +138,8 @@ def test_breaker_opens_sheds_probes_and_closes_across_processes(store, service):
     time.sleep(0.5)  # healthy
     service.failure_share = 0.8
     wait_for(lambda: control.state("quotes").state is State.OPEN, timeout=10, every=0.05)
-    time.sleep(2)  # failing on: the breaker sheds, probes, and reopens
+    # failing on: the breaker sheds, then probes
+    wait_for(lambda: ("open", "half_open") in transitions(store), timeout=30, every=0.05)
     answered_while_failing = sum(service.answers.values())
     service.failure_share = 0.0  # recovered
     wait_for(lambda: control.state("quotes").state is State.CLOSED, timeout=10, every=0.05)
@@ -153,7 +153,7 @@ def test_breaker_opens_sheds_probes_and_closes_across_processes(store, service):
         assert worker.exitcode == 0
 
     rows = store.breaker_events.recent("quotes")
-    moves = [(row["from_state"], row["to_state"]) for row in rows]
+    moves = transitions(store)
     assert moves[0] == ("closed", "open")
     assert ("open", "half_open") in moves
     assert moves[-1] == ("half_open", "closed")  # closed again after the recovery

@@ -11,7 +11,6 @@ import threading
 import time
 from collections import Counter
 
-import psycopg
 import pytest
 import redis
 
@@ -22,21 +21,16 @@ from selfmend.resilience.breaker.redis_storage import RedisStorage
 from selfmend.resilience.breaker.storage import BreakerStorage
 from selfmend.resilience.breaker.store_storage import StoreStorage
 from selfmend.store import Store
-
-from .conftest import POSTGRES, REDIS
+from tests.resources import empty_redis, fresh_database, redis_url
 
 pytestmark = pytest.mark.integration
 
-DATABASE = "selfmend_breaker_storages"
-REDIS_DB = 1
+BREAKER_REDIS = redis_url("breaker")
 
 
 @pytest.fixture(scope="module")
 def postgres_store():
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-    store = Store.from_url(f"{POSTGRES}/{DATABASE}")
+    store = Store.from_url(fresh_database("breaker_storages"), migrate=True)
     yield store
     store.close()
 
@@ -46,15 +40,13 @@ def storage(request, tmp_path) -> BreakerStorage:
     if request.param == "memory":
         return MemoryStorage()
     if request.param == "sqlite":
-        return StoreStorage(Store.from_url(f"sqlite:///{tmp_path}/store.db").engine)
+        return StoreStorage(Store.from_url(f"sqlite:///{tmp_path}/store.db", migrate=True).engine)
     if request.param == "postgres":
         store = request.getfixturevalue("postgres_store")
         with store.engine.begin() as connection:
             connection.exec_driver_sql("TRUNCATE breakers, breaker_calls")
         return StoreStorage(store.engine)
-    client = redis.Redis.from_url(f"{REDIS}/{REDIS_DB}")
-    client.flushdb()
-    return RedisStorage(client)
+    return RedisStorage(redis.Redis.from_url(empty_redis("breaker")))
 
 
 class Down(Exception):
@@ -142,8 +134,7 @@ def test_settings_are_published_and_overridden_for_all(storage):
 
 
 def test_redis_scripts_are_loaded_again_when_redis_does_not_know_them():
-    client = redis.Redis.from_url(f"{REDIS}/{REDIS_DB}")
-    client.flushdb()
+    client = redis.Redis.from_url(empty_redis("breaker"))
     storage = RedisStorage(client)
     storage.record("reload", 0, "host:1", 5, successes=1)
     storage._record.digest = "0" * 40  # what a restarted Redis answers to: an unknown script
@@ -167,8 +158,7 @@ class CountingRedis(redis.Redis):
 
 @pytest.fixture
 def counted() -> CountingRedis:
-    client = CountingRedis.from_url(f"{REDIS}/{REDIS_DB}")
-    client.flushdb()
+    client = CountingRedis.from_url(empty_redis("breaker"))
     return client
 
 
@@ -219,7 +209,7 @@ def test_pending_successes_are_sent_once_the_view_is_older_than_sync_seconds(cou
 
 def test_a_healthy_process_sees_another_open_the_breaker_within_sync_seconds(counted):
     breaker = healthy_breaker(counted, "cut", sync_seconds=0.2)
-    other = RedisStorage(redis.Redis.from_url(f"{REDIS}/{REDIS_DB}"))  # another process
+    other = RedisStorage(redis.Redis.from_url(BREAKER_REDIS))  # another process
     assert other.move("cut", State.CLOSED, 0, State.OPEN, time.time()).won
     time.sleep(0.3)
     with pytest.raises(CircuitOpen):

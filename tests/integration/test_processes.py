@@ -17,18 +17,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 
 from selfmend.models import Severity
 from selfmend.store import Store
-from tests.integration.conftest import POSTGRES, REDIS, wait_for
+from tests.integration.conftest import wait_for
+from tests.resources import empty_redis, fresh_database
 from workers.app import STAGES
 
 pytestmark = pytest.mark.integration
 
-DATABASE = "selfmend_processes"
 STAGE_TASKS = {f"selfmend.{stage}" for stage in STAGES}
 FLOWER_USER = "ops:secret"
 
@@ -53,18 +51,15 @@ def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[None
 @pytest.fixture
 def production_env(tmp_path) -> dict[str, str]:
     """Own broker, result and push databases, so the test worker of this session sees nothing."""
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-    for db in (9, 10, 11):
-        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+    store_url = fresh_database("processes")
+    Store.from_url(store_url, migrate=True).close()  # compose's migrate job
     return {
         **os.environ,
         "SELFMEND_HOME": str(tmp_path / "home"),
-        "SELFMEND_BROKER_URL": f"{REDIS}/10",
-        "SELFMEND_RESULT_BACKEND": f"{REDIS}/11",
-        "SELFMEND_REDIS_URL": f"{REDIS}/9",
-        "SELFMEND_STORE_URL": f"{POSTGRES}/{DATABASE}",
+        "SELFMEND_BROKER_URL": empty_redis("side_broker"),
+        "SELFMEND_RESULT_BACKEND": empty_redis("side_results"),
+        "SELFMEND_REDIS_URL": empty_redis("side_state"),
+        "SELFMEND_STORE_URL": store_url,
         "SELFMEND_COLLECT_INTERVAL": "1",
     }
 
@@ -139,7 +134,7 @@ def test_selfmend_api_serves_the_store_with_keys_and_metrics(production_env, tmp
         **production_env,
         "SELFMEND_ADMIN_KEYS": json.dumps([{"name": "ada", "role": "admin", "key": admin_key}]),
     }
-    store = Store.from_url(env["SELFMEND_STORE_URL"])
+    store = Store.from_url(env["SELFMEND_STORE_URL"], migrate=True)
     incident, _ = store.incidents.open(
         pattern="slow_queries", target="shop", severity=Severity.HIGH, series_key=None,
         root_cause="slow_queries", evidence={},

@@ -18,44 +18,35 @@ from sqlalchemy import create_engine
 
 from selfmend.resilience.writer import ModelNamer, ResilientWriter
 from selfmend.store import Store
-
-from .conftest import POSTGRES
+from tests.resources import database_name, database_url, fresh_database
 
 pytestmark = pytest.mark.integration
 
-APP = "selfmend_writer_app"
-STORE = "selfmend_writer_store"
+APP = database_name("writer_app")
 APP_NAME = "selfmend_writer_chaos"
 
 
-def recreate(database: str) -> None:
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {database}")
-
-
 def app_sql(statement: str) -> list[tuple]:
-    with psycopg.connect(f"{POSTGRES}/{APP}", autocommit=True) as connection:
+    with psycopg.connect(database_url("writer_app"), autocommit=True) as connection:
         cursor = connection.execute(statement)
         return cursor.fetchall() if cursor.description else []
 
 
 @pytest.fixture
 def store():
-    recreate(STORE)
-    store = Store.from_url(f"{POSTGRES}/{STORE}")
+    store = Store.from_url(fresh_database("writer_store"), migrate=True)
     yield store
     store.close()
 
 
 @pytest.fixture
 def app_engine():
-    recreate(APP)
+    url = fresh_database("writer_app")
     app_sql(
         "CREATE TABLE orders (id serial PRIMARY KEY, seq int NOT NULL, customer_name text NOT NULL)"
     )
     engine = create_engine(
-        f"postgresql+psycopg://postgres@127.0.0.1:5432/{APP}",
+        url.replace("postgresql://", "postgresql+psycopg://", 1),
         pool_pre_ping=True,
         connect_args={"application_name": APP_NAME},
     )
@@ -140,11 +131,11 @@ def test_a_connection_terminated_during_batches_loses_and_doubles_nothing(app_en
 
     def terminate_the_writer() -> None:
         rng = random.Random(5)
-        with psycopg.connect(f"{POSTGRES}/{APP}", autocommit=True) as killer:
+        with psycopg.connect(database_url("writer_app"), autocommit=True) as killer:
             while not stop.wait(rng.uniform(0.02, 0.15)):
                 pids = killer.execute(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-                    "AND state <> 'idle'",
+                    "AND datname = current_database() AND state <> 'idle'",
                     [APP_NAME],
                 ).fetchall()
                 for (pid,) in pids:
