@@ -56,7 +56,8 @@ FAST_PATTERNS = compressed(BUILTIN_PATTERNS, 10.0)
 
 @pytest.fixture(scope="session")
 def celery_app():
-    fresh_database("store")
+    # The compose `migrate` job's part: workers wait for the schema, never make it.
+    Store.from_url(fresh_database("store"), migrate=True).close()
     from workers import app
 
     return app

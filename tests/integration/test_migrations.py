@@ -8,7 +8,7 @@ from selfmend.store.tables import metadata
 
 
 def test_migrated_postgres_store_matches_the_declared_tables(settings):
-    store = Store.from_url(settings.store_url)
+    store = Store.from_url(settings.store_url, migrate=True)
     try:
         with store.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []

@@ -104,7 +104,7 @@ def shop_worker(celery_app, tmp_path_factory):
 def alias_action(celery_app, shop_worker):
     from workers.control import CeleryTaskRegistry
 
-    store = Store.from_url(celery_app.selfmend_settings.resolved_store_url)
+    store = Store.from_url(celery_app.selfmend_settings.resolved_store_url, migrate=True)
     registry = CeleryTaskRegistry(celery_app)
     wait_for(lambda: shop_worker.node in registry.registered(), timeout=10, every=0.2)
     yield TaskAlias(TaskAliasStore(store.controls), registry), registry
