@@ -47,11 +47,14 @@ REDIS_ROLES = (
 _OWNER_VARIABLE = "_SELFMEND_TEST_OWNER"
 _ROOT_VARIABLE = "_SELFMEND_TEST_ROOT"
 _OWNER_FILE = "owner.pid"
+_LOCK_SPACE = 0x5E1F  # the advisory lock key is (this, slot)
 os.environ.setdefault(_OWNER_VARIABLE, str(os.getpid()))
 _redis_dbs: dict[tuple[str, int], None] = {}
 _databases: dict[tuple[str, str], None] = {}
 _root: Path | None = None
 _release_registered = False
+_slot_lock: psycopg.Connection | None = None  # held by a test run for the whole session
+_slot_refused = False  # another run holds the slot: its databases and Redis DBs are not ours
 
 
 class SlotError(ValueError):
@@ -66,6 +69,31 @@ def slot() -> int:
             "unset means 0"
         )
     return int(raw)
+
+
+def claim_slot(server: str = POSTGRES) -> None:
+    """Hold this slot for the run: a session-level advisory lock on the PostgreSQL server,
+    released by the server when the run's connection closes, however the run ends. A second run
+    on the same slot would empty the first one's Redis DBs and drop its databases; it is refused
+    with a ``SlotError`` that says which slot to use instead."""
+    global _slot_lock, _slot_refused
+    if _slot_lock is not None:
+        return
+    name = f"selfmend tests slot {slot()}"
+    connection = psycopg.connect(
+        f"{server}/postgres", autocommit=True, connect_timeout=10, application_name=name
+    )
+    held = connection.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_SPACE, slot()])
+    if held.fetchone()[0]:
+        _slot_lock = connection
+        return
+    connection.close()
+    _slot_refused = True
+    other = next(number for number in SLOTS if number != slot())
+    raise SlotError(
+        f"{SLOT_VARIABLE}={slot()}: another test run on this machine holds slot {slot()} (its "
+        f"PostgreSQL session is named {name!r}); wait for it, or run with {SLOT_VARIABLE}={other}"
+    )
 
 
 def redis_db(role: str) -> int:
@@ -158,9 +186,12 @@ def temp_folder(name: str) -> Path:
 def release() -> None:
     """Drop the databases, empty the Redis DBs and remove the temp folders this process took.
     A failure is printed and the rest still given back."""
-    global _root
+    global _root, _slot_lock
     if not _owner():
         return
+    if _slot_refused:  # they are the other run's
+        _databases.clear()
+        _redis_dbs.clear()
     for server, name in list(_databases):
         _give_back(f"database {name}", _drop_database, server, name)
     for server, db in list(_redis_dbs):
@@ -170,6 +201,9 @@ def release() -> None:
     _databases.clear()
     _redis_dbs.clear()
     _root = None
+    if _slot_lock is not None:
+        _slot_lock.close()
+        _slot_lock = None
 
 
 def _owner() -> bool:
