@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 ANOMALY_PATTERN = "anomaly"
 SERVICE_PATTERN = "service_anomaly"
 SERVICE_HISTORY_BUCKETS = 240
+SAVE_EVERY = 1000  # series per transaction of an analyze pass
 LOG_TARGET = "logs"
 _ACTIVE = (
     IncidentStatus.OPEN,
@@ -122,7 +123,11 @@ class Analyzer:
             self._upkeep(report, now, recent)
             signals += [self._signal(match, now) for match in self.matches(now, recent)]
         with _collector_paused():
-            signals += self._detect(report, shard, shards)
+            try:
+                self._detect(report, shard, shards, signals)
+            except Exception:
+                self._raise(report, signals, now)  # the series saved before it failed
+                raise
         if shard == 0 and self.settings.services:
             signals += self._judge_services(now)
         self._raise(report, signals, now)
@@ -289,10 +294,29 @@ class Analyzer:
         matches = self._match(pattern, now, recent)
         return any(match.target == incident.target for match in matches)
 
-    def _detect(self, report: AnalyzeReport, shard: int, shards: int) -> list[Signal]:
+    def _detect(
+        self, report: AnalyzeReport, shard: int, shards: int, signals: list[Signal]
+    ) -> None:
+        """Score the shard's new points, saving ``SAVE_EVERY`` series a transaction; add the
+        signals of each part once it is saved.
+
+        A series' cursor, state and anomalies are saved together, so a pass that fails part-way
+        leaves each series saved or as it was, and the next pass scores the rest again. Saving
+        in parts lets one worker's save overlap another's scoring: SQLite takes one writer at a
+        time, and two workers' whole-pass saves met at the end of every pass.
+        """
         pending = self.store.samples.new_points(shard, shards)
         cold = [cursor.id for cursor, _ in pending if not self._warm_for(cursor)]
         saved = self.store.samples.detector_states(cold)
+        for first in range(0, len(pending), SAVE_EVERY):
+            signals += self._detect_part(report, pending[first : first + SAVE_EVERY], saved)
+
+    def _detect_part(
+        self,
+        report: AnalyzeReport,
+        pending: list[tuple[SeriesCursor, NewPoints]],
+        saved: dict[int, dict[str, Any]],
+    ) -> list[Signal]:
         signals: list[Signal] = []
         updates: list[CursorUpdate] = []
         found: list[Anomaly] = []
@@ -304,9 +328,9 @@ class Analyzer:
                 signals.append(signal)
             updates.append(CursorUpdate(cursor.id, cursor.key, watch.until, watch.to_state()))
             self._warm[cursor.id] = watch
-            report.series += 1
-            report.points += len(new.values)
         self.store.samples.save_analysis(updates, found)
+        report.series += len(pending)
+        report.points += sum(len(new.values) for _, new in pending)
         report.anomalies += len(found)
         return signals
 

@@ -369,8 +369,9 @@ class SampleStore:
         )
 
     def save_analysis(self, cursors: Sequence[CursorUpdate], found: Sequence[Anomaly]) -> None:
-        """An analyze pass's cursors and anomalies, in one transaction: a pass that fails
-        half-way saves nothing, and the next pass scores the same points again.
+        """Cursors and anomalies of some series of an analyze pass, in one transaction: each
+        series is saved with its anomalies or not at all, and the next pass scores the points
+        of one not saved again.
 
         Ten thousand series' states are written on every pass, so the statements skip
         SQLAlchemy's per-row parameter processing: on PostgreSQL one ``UPDATE ... FROM unnest``
