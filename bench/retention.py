@@ -13,7 +13,7 @@ Each simulated day:
    ``--raw-hours`` folded into minute and hour aggregates, aggregates and events pruned by age;
 3. one analyze pass, timed: 10,000 series with the last minute's four new points each (15 s
    apart), read, scored, cursors and detector state saved, as every real pass does;
-4. the store's size on disk (SQLite: the database file after a WAL checkpoint; PostgreSQL:
+4. the store's size on disk (SQLite: its pages, the file's size, after a WAL checkpoint; PostgreSQL:
    ``pg_database_size``) and the rows of each tier are printed.
 
 The retention windows default to raw 24 h, minute 48 h and hour 72 h, so every tier is full by
@@ -28,7 +28,6 @@ import logging
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import structlog
@@ -83,13 +82,17 @@ def write_pass(store: Store, keys: list[str], end: float, seed: int) -> None:
         store.samples.insert(batch[first : first + 20_000])
 
 
-def store_megabytes(store: Store, path: Path | None) -> float:
+def store_megabytes(store: Store) -> float:
+    """The database's size: PostgreSQL's ``pg_database_size``; SQLite's pages (the file's
+    size) after the WAL is checkpointed into it."""
     with store.engine.connect() as connection:
-        if path is None:
+        if store.engine.dialect.name == "postgresql":
             size = connection.execute(text("SELECT pg_database_size(current_database())"))
             return size.scalar_one() / 1e6
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
+        pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
+        page_size = connection.exec_driver_sql("PRAGMA page_size").scalar_one()
+    return pages * page_size / 1e6
 
 
 def tier_rows(store: Store) -> tuple[int, int, int]:
@@ -106,12 +109,10 @@ def tier_rows(store: Store) -> tuple[int, int, int]:
 
 
 def run(args: argparse.Namespace) -> None:
-    path = None
     if args.postgres:
         url = resources.fresh_database("bench_retention")
     else:
-        path = resources.temp_folder("bench-retention") / "store.db"
-        url = f"sqlite:///{path}"
+        url = f"sqlite:///{resources.temp_folder('bench-retention') / 'store.db'}"
     Store.from_url(url, migrate=True).close()
     home = resources.temp_folder("bench-retention-home")
     system = System.from_settings(Settings(home=home, store_url=url, mode="observe"))
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
         analyzed = system.analyzer.run(now=day_start + DAY)
         analyze = time.perf_counter() - began
         assert analyzed.points == args.series * PASS_POINTS, analyzed
-        size = store_megabytes(store, path)
+        size = store_megabytes(store)
         raw, minute, hour = tier_rows(store)
         figures.append((size, analyze))
         print(
