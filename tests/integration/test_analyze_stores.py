@@ -24,7 +24,9 @@ START = 1_800_000_000.0
 
 @pytest.fixture
 def postgres_url() -> str:
-    return fresh_database("analyze")
+    url = fresh_database("analyze")
+    Store.from_url(url, migrate=True).close()  # as `selfmend db upgrade`: workers wait for it
+    return url
 
 
 def batches() -> list[list[Sample]]:
