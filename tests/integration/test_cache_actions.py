@@ -83,7 +83,7 @@ def test_a_prefix_ttl_moves_with_its_setting_and_is_restored(shop):
     plan = action.plan({"prefix": "product:", "ttl_seconds": 60})
     assert action.apply(plan) == {"changed": True, "keys": 2, "ttl_seconds": 60}
     assert all(cache.ttl(f"product:{id}") <= 60 for id in ("1", "2"))
-    client._controls.clear()  # the client's settings cache, past its TTL
+    client.live._values.clear()  # the client's settings cache, past its TTL
     client.cached("product:9")  # loaded now: stored with the new TTL
     assert cache.ttl("product:9") <= 60
 

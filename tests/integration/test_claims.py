@@ -10,6 +10,7 @@ import pytest
 from selfmend.config import Settings
 from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.models import Severity
+from selfmend.store import Store
 from selfmend.system import System
 from tests.resources import fresh_database
 
@@ -32,9 +33,11 @@ def fault(index: int) -> Pattern:
 
 @pytest.fixture
 def system(tmp_path):
+    store_url = fresh_database("claims")
+    Store.from_url(store_url, migrate=True).close()  # as `selfmend db upgrade`
     settings = Settings(
         home=tmp_path,
-        store_url=fresh_database("claims"),
+        store_url=store_url,
         mode="auto",
         cooldown_seconds=0,
         max_concurrent_remediations=3,

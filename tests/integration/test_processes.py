@@ -8,6 +8,7 @@ import ast
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,12 +41,18 @@ def free_port() -> int:
 @contextmanager
 def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
     with log.open("w") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield
         finally:
             process.terminate()
-            process.wait(30)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:  # a loaded machine: stop it, pool and all
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
 
 
 @pytest.fixture
