@@ -13,6 +13,7 @@ bench when it exits): its databases dropped, its Redis DBs emptied, its temp fol
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import sys
@@ -61,7 +62,9 @@ class SlotError(ValueError):
     """SELFMEND_TEST_SLOT names no slot."""
 
 
+@functools.cache
 def slot() -> int:
+    """Read once: the unit tests empty SELFMEND_* from the environment while they run."""
     raw = os.environ.get(SLOT_VARIABLE, "0").strip() or "0"
     if raw not in {str(number) for number in SLOTS}:
         raise SlotError(
