@@ -237,11 +237,13 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = parser.parse_args()
     # A test run on the same slot has a worker on the same broker DB that would take the
-    # bench's tasks (NotRegistered 'bench.noop'): hold the slot as a test run does.
-    try:
-        resources.claim_slot()
-    except resources.SlotError as error:
-        raise SystemExit(str(error)) from None
+    # bench's tasks (NotRegistered 'bench.noop'): on the tests' Redis, hold the slot as a test
+    # run does. A Redis of the bench's own (--redis) is shared with no test run.
+    if args.redis.rstrip("/") == resources.REDIS:
+        try:
+            resources.claim_slot()
+        except resources.SlotError as error:
+            raise SystemExit(f"{error}; or give the bench a Redis of its own (--redis)") from None
     broker = redis.Redis.from_url(resources.redis_url("broker", args.redis))
     # Two runs at once would take each other's tasks, results and database.
     if not broker.set(RUN_LOCK, os.getpid(), nx=True, ex=3600):
