@@ -208,7 +208,9 @@ def api(
             "SELFMEND_ADMIN_KEYS is empty: the admin API would refuse every request; set it to "
             'a JSON list of {"name", "role": viewer|operator|admin, "key"}'
         )
-    uvicorn.run(create_app(settings, _store()), host=host, port=port, log_level="info")
+    # A long-running service like the worker and beat: create_app opens the store waiting up to
+    # schema_wait_seconds for the migrate job, where the short commands' _store() refuses at once.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 DEMO_FAULTS = (("cache_flush", 20.0), ("connection_spike", 40.0), ("slow_queries", 60.0))
