@@ -194,24 +194,32 @@ class FallbackStorage:
         return local
 
     def _went_away(self, error: BaseException) -> None:
+        """Note the shared storage away; what to say is decided under the lock and said after
+        it, so a log handler that calls a breaker on this thread finds no lock held."""
         with self._lock:
             now = time.monotonic()
             self._next_try = now + self.retry_seconds
             if self._away_since is None:
                 self._away_since = self._reminded = now
-                log.warning(
-                    "breaker.storage_unreachable",
-                    error=_one_line(error),
-                    retry_seconds=self.retry_seconds,
-                    meanwhile="breakers count this process's calls on their own",
-                )
+                first, away = True, 0.0
             elif now - self._reminded >= self.remind_seconds:
                 self._reminded = now
-                log.warning(
-                    "breaker.storage_still_unreachable",
-                    error=_one_line(error),
-                    away_seconds=round(now - self._away_since, 1),
-                )
+                first, away = False, now - self._away_since
+            else:
+                return
+        if first:
+            log.warning(
+                "breaker.storage_unreachable",
+                error=_one_line(error),
+                retry_seconds=self.retry_seconds,
+                meanwhile="breakers count this process's calls on their own",
+            )
+        else:
+            log.warning(
+                "breaker.storage_still_unreachable",
+                error=_one_line(error),
+                away_seconds=round(away, 1),
+            )
 
     def _reached(self) -> None:
         if self._away_since is None:
