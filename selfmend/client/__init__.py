@@ -51,10 +51,11 @@ class LogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("selfmend.client") or _on_flusher_thread() or _building():
             return
+        client = self._client or _client_unless_being_built()
+        if client is None:
+            return
         try:
-            (self._client or default_client()).log_line(
-                record.levelname, record.getMessage(), record.name
-            )
+            client.log_line(record.levelname, record.getMessage(), record.name)
         except Exception:
             self.handleError(record)
 
@@ -93,6 +94,23 @@ def default_client() -> Client:
             if _default is None:
                 _default = _build(None, {})
     return _default
+
+
+def _client_unless_being_built() -> Client | None:
+    """The process-wide client for a log handler, built here if nobody is building it; None
+    while another thread builds it. A handler holds its lock while it emits, and the builder
+    may log on its way: waiting for the builder here could wait for ourselves."""
+    global _default
+    if _default is not None:
+        return _default
+    if not _default_lock.acquire(blocking=False):
+        return None
+    try:
+        if _default is None:
+            _default = _build(None, {})
+        return _default
+    finally:
+        _default_lock.release()
 
 
 def _build(settings: Settings | None, options: dict[str, Any]) -> Client:

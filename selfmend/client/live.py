@@ -1,14 +1,16 @@
 """Live settings as the application reads them: cached for a moment, and never an exception.
 
 A read goes to the store at most once per ``ttl`` seconds per key. When the store cannot be
-read, the last value known (or the caller's default, for a key never read) is returned, the
-trouble is logged once and then rate-limited, and the store is not tried again for
-``retry_seconds``, so an application reading a setting in a hot loop does not wait on a
-connect timeout each time.
+read, the last value known (or the caller's default, for a key never read) is returned and the
+trouble is logged once, then rate-limited. While the store is away, the application's threads
+never wait on it: for ``retry_seconds`` after a failure nobody tries it, and then one thread
+tries while the others go on with what is known. Only a read that was already under way when
+the store went away waits for its connect timeout.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Protocol
 
@@ -32,28 +34,46 @@ class LiveSettings:
         self.quiet = quiet
         self.retry_seconds = retry_seconds
         self._values: dict[str, tuple[float, Any]] = {}
+        self._away = False
         self._retry_at = 0.0
+        # Taken without waiting, by the one thread that tries the store while it is away.
+        self._probe = threading.Lock()
 
     def get(self, key: str, default: Any = None) -> Any:
         """The setting's value. The first read of an unset key stores ``default``, so the
         operator (and the actions that move a setting by a delta) see the value in use."""
-        now = time.monotonic()
         cached = self._values.get(key)
-        if cached and now - cached[0] < self.ttl:
+        if cached and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
         fallback = cached[1] if cached else default
-        if now < self._retry_at:
-            return fallback
+        if self._away:
+            if time.monotonic() < self._retry_at or not self._probe.acquire(blocking=False):
+                return fallback
+            try:
+                value, error = self._read(key, default)
+            finally:
+                self._probe.release()
+        else:
+            value, error = self._read(key, default)
+        if error is None:
+            self._away = False
+            self._values[key] = (time.monotonic(), value)
+            return value
+        self.quiet.warning(
+            "control", "selfmend client: live settings unreadable, using the last known", error
+        )
+        return fallback
+
+    def _read(self, key: str, default: Any) -> tuple[Any, Exception | None]:
+        """The stored value (``default``, stored, for an unset key), or the error that stopped
+        the read; on an error, nobody tries again for ``retry_seconds`` from now."""
         try:
             value = self.controls.get(key, _MISSING)
             if value is _MISSING:
-                self.controls.set(key, default, actor="client default")
+                self.controls.set(key, default, "client default")
                 value = default
         except Exception as error:
-            self._retry_at = now + self.retry_seconds
-            self.quiet.warning(
-                "control", "selfmend client: live settings unreadable, using the last known", error
-            )
-            return fallback
-        self._values[key] = (now, value)
-        return value
+            self._retry_at = time.monotonic() + self.retry_seconds
+            self._away = True
+            return None, error
+        return value, None

@@ -111,7 +111,11 @@ class Sender:
             self.quiet.warning(
                 "before_send", "selfmend client: measuring before a send failed", error
             )
-        sent = self._send()
+        try:
+            sent = self._send()
+        except Exception as error:  # the flusher must outlive any one pass
+            sent = 0
+            self.quiet.warning("send", "selfmend client: a send failed unexpectedly", error)
         with self._passes:
             self._finished = self._started
             self._sent += sent

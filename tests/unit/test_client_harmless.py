@@ -9,10 +9,16 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from selfmend.client import Client
+from selfmend.client.live import LiveSettings
+from selfmend.client.quiet import QuietLog
+from selfmend.client.sender import Sender
 from selfmend.config import Settings
 from selfmend.store import Store
 
@@ -139,3 +145,58 @@ def test_a_failing_push_logged_through_the_applications_handler_never_deadlocks(
     assert done.returncode == 0, done.stderr[-2000:]
     held = int(done.stdout.strip())
     assert held == 4 * 2000 + 4 * 20  # every record and every application error line
+
+
+class SlowAndDown:
+    """A store that takes ``connect`` seconds to fail, as one dropping packets does."""
+
+    def __init__(self, connect: float) -> None:
+        self.connect = connect
+        self.tried = 0
+
+    def get(self, key, default=None):
+        self.tried += 1
+        time.sleep(self.connect)
+        raise OperationalError("SELECT", {}, Exception("connection timed out"))
+
+    def set(self, key, value, actor):
+        raise AssertionError("never reached")
+
+
+def test_a_store_that_hangs_is_tried_by_one_thread_once_per_retry_interval():
+    """The retry interval runs from the failure's end (a connect timeout longer than the
+    interval must not leave every read trying again), and while the store is away the other
+    threads return what is known rather than queue on it."""
+    store = SlowAndDown(connect=0.3)
+    live = LiveSettings(store, ttl=0, quiet=QuietLog(), retry_seconds=0.2)
+    assert live.get("flag.new_checkout", False) is False  # tried once, failed after 0.3 s
+    assert [live.get("flag.new_checkout", False) for _ in range(20)] == [False] * 20
+    assert store.tried == 1
+
+    wait_until = time.monotonic() + 0.25
+    while time.monotonic() < wait_until:  # past the retry interval: one thread may try again
+        time.sleep(0.01)
+    readers = [threading.Thread(target=live.get, args=("db.pool_size", 20)) for _ in range(8)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    assert store.tried == 2
+
+
+def test_the_flusher_outlives_a_pass_that_fails_unexpectedly(caplog):
+    pushed = []
+
+    class Collects:
+        def push(self, payload):
+            pushed.append(payload)
+
+    sender = Sender(Collects(), batch_size=10, every=60, max_buffered=100)
+    sender.add({"not json": object()})  # no record() makes one; a bug somewhere might
+    with caplog.at_level(logging.WARNING, logger="selfmend.client"):
+        assert sender.flush(timeout=5) == 0
+    sender.add({"series": "shop.orders", "value": 1.0})
+    assert sender.flush(timeout=5) == 1
+    sender.close()
+    assert sender.thread.is_alive() is False and len(pushed) == 1
+    assert "a send failed unexpectedly" in caplog.text
