@@ -22,6 +22,9 @@ FLUSHER_THREAD = "selfmend-client-flush"
 
 
 class Pushes(Protocol):
+    """The half of ``collect.push.PushBuffer`` the client uses, named here so that importing
+    the client does not import the collect stage (SQLAlchemy, the store)."""
+
     def push(self, payload: str) -> None: ...
 
 
