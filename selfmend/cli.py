@@ -72,7 +72,7 @@ def db_upgrade() -> None:
     check_database(settings.resolved_store_url, timeouts)
     engine = make_engine(settings.resolved_store_url, timeouts)
     try:
-        upgrade(engine)
+        upgrade(engine, statement_timeout=settings.index_build_timeout_seconds)
     finally:
         engine.dispose()
     console.print(f"store at [bold]{engine.url.render_as_string()}[/] is up to date")

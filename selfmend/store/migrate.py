@@ -39,12 +39,22 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(
+    engine: Engine, revision: str = "head", *, statement_timeout: float | None = None
+) -> None:
     """Bring the store's schema to ``revision``; safe to run on every start, and from several
-    processes at once."""
+    processes at once. On PostgreSQL, ``statement_timeout`` (seconds) replaces the engine's for
+    the migration's transaction: a migration builds indexes on tables that may be large, and a
+    second migrator waits on the lock for the first, both longer than the store's reads."""
     config = alembic_config(engine)
     with _one_migrator(engine), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
+            if statement_timeout is not None:
+                # SET takes no bind parameters; set_config(..., true) is SET LOCAL.
+                connection.execute(
+                    text("SELECT set_config('statement_timeout', :ms, true)"),
+                    {"ms": str(max(1, round(statement_timeout * 1000)))},
+                )
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

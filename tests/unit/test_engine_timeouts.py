@@ -66,9 +66,15 @@ def test_db_upgrade_waits_no_longer_than_the_statement_timeout_set(tmp_path, mon
     monkeypatch.setenv("SELFMEND_HOME", str(tmp_path))
     monkeypatch.setenv("SELFMEND_DATABASE_STATEMENT_TIMEOUT_SECONDS", "0.3")
     upgraded = []
-    monkeypatch.setattr(cli, "upgrade", lambda engine: upgraded.append(busy_ms(engine)))
+    monkeypatch.setenv("SELFMEND_INDEX_BUILD_TIMEOUT_SECONDS", "900")
+
+    def upgrade(engine, statement_timeout):
+        upgraded.append((busy_ms(engine), statement_timeout))
+
+    monkeypatch.setattr(cli, "upgrade", upgrade)
 
     done = CliRunner().invoke(cli.app, ["db", "upgrade"])
 
     assert done.exit_code == 0, done.output
-    assert upgraded == [300]
+    # SQLite's busy wait is the statement timeout; PostgreSQL's migration gets the build's.
+    assert upgraded == [(300, 900.0)]
