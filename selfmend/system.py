@@ -57,6 +57,7 @@ from selfmend.resilience.breaker.control import BreakerControl
 from selfmend.resilience.breaker.registry import registry_for
 from selfmend.resilience.schema.databases import watched_databases
 from selfmend.resilience.schema.watch import SchemaWatch
+from selfmend.stage_limits import stage_limit
 from selfmend.store import Store
 from selfmend.store.claims import Caps
 from selfmend.store.engine import DatabaseTimeouts
@@ -278,11 +279,11 @@ class System:
             event_hours=settings.event_retention_hours,
             audit_archive_hours=settings.audit_archive_hours,
             batch_rows=settings.retention_batch_rows,
-            # Inside the stage's soft time limit (workers/limits.py: 300 s unless set) and half
-            # the interval, so runs never pile up; what is left waits for the next run.
+            # Inside the stage's soft time limit (which shrinks with a short visibility
+            # timeout) and half the interval, so runs never pile up; what is left waits for
+            # the next run.
             budget_seconds=min(
-                0.8 * settings.stage_time_limits.get("retention", 300.0),
-                settings.retention_interval / 2,
+                0.8 * stage_limit(settings, "retention").soft, settings.retention_interval / 2
             ),
         )
         return Retention(self.store.engine, policy)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, select
+from sqlalchemy import Connection, Engine, Table, and_, delete, exists, func, insert, select
 from sqlalchemy.orm import aliased
 
 from selfmend.models import ExecutionState
@@ -51,14 +51,18 @@ class AuditArchive:
             ids = list(connection.execute(chosen).scalars())
             if not ids:
                 return 0
-            # Verifications first: they refer to the executions rows.
-            moved = self._move(connection, verifications, verifications.c.incident_id, ids, now)
-            return moved + self._move(connection, executions, executions.c.incident_id, ids, now)
+            # Verifications first: they refer to the executions rows. An execution whose
+            # verification was written after that read stays, with it, for the next batch.
+            moved = self._move(connection, verifications, verifications.c.incident_id.in_(ids), now)
+            unverified = ~exists().where(verifications.c.execution_id == executions.c.id)
+            chosen_executions = executions.c.incident_id.in_(ids) & unverified
+            return moved + self._move(connection, executions, chosen_executions, now)
 
-    def _move(self, connection: Connection, table, column, ids: list[int], now: float) -> int:
-        rows = [
-            dict(row._mapping) for row in connection.execute(select(table).where(column.in_(ids)))
-        ]
+    def _move(self, connection: Connection, table: Table, where: Any, now: float) -> int:
+        """Archive the rows of ``table`` that match ``where`` and delete those rows, by their
+        ids: at read committed a row committed after the read matches the condition too, and
+        must not be deleted unarchived."""
+        rows = [dict(row._mapping) for row in connection.execute(select(table).where(where))]
         if not rows:
             return 0
         connection.execute(
@@ -75,7 +79,7 @@ class AuditArchive:
                 for row in rows
             ],
         )
-        connection.execute(delete(table).where(column.in_(ids)))
+        connection.execute(delete(table).where(table.c.id.in_([row["id"] for row in rows])))
         return len(rows)
 
     def collapse_batch(self, older_than: float, counted_until: int, rows: int, now: float) -> int:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    union_all,
 )
 
 from selfmend.errors import InvalidInput
@@ -192,11 +193,14 @@ class Rollups:
                 return self.window(key, since, until, resolution, own)
         first = math.ceil(since / resolution) * resolution
         end = math.ceil(until / resolution) * resolution
+        # One statement, so one snapshot: read in two, a fold committing between them would
+        # move a batch from the raw samples (not read yet) to aggregates (read already).
+        query = union_all(
+            self._folded(key, first, end, resolution), self._raw(key, first, end, resolution)
+        )
         merged: dict[float, list[float]] = {}
-        for part in (self._folded, self._raw):
-            query = part(key, first, end, resolution)
-            for bucket, low, high, total, count in connection.execute(query):
-                _merge(merged, float(bucket), [low, high, total, count])
+        for bucket, low, high, total, count in connection.execute(query):
+            _merge(merged, float(bucket), [low, high, total, count])
         return [
             Rollup(bucket, low, high, total / count, int(count))
             for bucket, (low, high, total, count) in sorted(merged.items())

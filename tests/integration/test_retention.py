@@ -9,13 +9,20 @@ import threading
 from collections import defaultdict
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
 from selfmend.models import Sample
 from selfmend.store import Store
 from selfmend.store.retention import HOURS, Retention, RetentionPolicy
 from selfmend.store.summary import StepCounts
-from selfmend.store.tables import executions, incidents, sample_rollups, samples
+from selfmend.store.tables import (
+    executions,
+    incidents,
+    log_events,
+    sample_rollups,
+    samples,
+    verifications,
+)
 from tests.resources import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -114,3 +121,95 @@ def test_postgres_counters_survive_archiving(store):
     assert report.counted == 4 and report.archived == 4
     assert StepCounts(store.engine).counts() == before
     assert len(Retention(store.engine, POLICY).archive.records(incident)) == 4
+
+
+def old_rows_in_every_table(store: Store) -> None:
+    """An archivable incident with a verified execution, samples to fold, old log lines."""
+    store.samples.insert(
+        [Sample(series="m.s0", ts=NOW - 5 * HOURS + i, value=1.0, labels={}) for i in range(50)]
+    )
+    with store.engine.begin() as connection:
+        incident = connection.execute(
+            insert(incidents).values(
+                pattern="p",
+                target="t",
+                severity="low",
+                status="resolved",
+                evidence={},
+                reopen_count=0,
+                opened_at=NOW - 200 * HOURS,
+                updated_at=NOW - 200 * HOURS,
+                closed_at=NOW - 200 * HOURS,
+            )
+        ).inserted_primary_key[0]
+        execution = connection.execute(
+            insert(executions).values(
+                incident_id=incident,
+                action="cache_warm",
+                target="t",
+                state="verified",
+                risk="low",
+                params={},
+                actor="selfmend",
+                reason="r",
+                created_at=NOW - 201 * HOURS,
+            )
+        ).inserted_primary_key[0]
+        connection.execute(
+            insert(verifications).values(
+                incident_id=incident,
+                execution_id=execution,
+                before={},
+                after={},
+                verdict="fixed",
+                created_at=NOW - 200 * HOURS,
+            )
+        )
+        connection.execute(
+            insert(log_events).values(ts=NOW - 800 * HOURS, level="ERROR", message="x", logger="l")
+        )
+
+
+def vacuum_statements(store: Store, fail_first: bool = False) -> list[str]:
+    """Every VACUUM and statement_timeout the store runs from now, in order; with
+    ``fail_first``, the first VACUUM fails as one cut short by its timeout would."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith(("VACUUM", "SET statement_timeout")):
+            seen.append(statement)
+            if fail_first and statement.startswith("VACUUM") and len(seen) == 2:
+                return "VACUUM no_such_table", parameters
+        return statement, parameters
+
+    event.listen(store.engine, "before_cursor_execute", record, retval=True)
+    return seen
+
+
+def test_postgres_vacuum_goes_on_past_a_table_cut_short_and_covers_verifications(store):
+    old_rows_in_every_table(store)
+    seen = vacuum_statements(store, fail_first=True)
+
+    report = Retention(store.engine, POLICY).run(NOW)
+
+    assert report.archived == 2 and report.folded == 50
+    vacuumed = [s.split()[1] for s in seen if s.startswith("VACUUM")]
+    expected = ["executions", "log_events", "sample_rollups", "samples", "verifications"]
+    assert vacuumed == expected
+    assert report.vacuumed == expected[1:]  # the first was cut short
+
+
+def test_postgres_vacuum_never_runs_past_the_budget(store):
+    old_rows_in_every_table(store)
+    seen = vacuum_statements(store)
+
+    spent = Retention(store.engine, RetentionPolicy(**{**POLICY.__dict__, "budget_seconds": 0.0}))
+    report = spent.run(NOW)
+
+    assert not [s for s in seen if s.startswith("VACUUM")]
+    assert report.folded == 50  # every step still ran a batch
+    roomy = Retention(store.engine, RetentionPolicy(**{**POLICY.__dict__, "budget_seconds": 30.0}))
+    old_rows_in_every_table(store)
+    roomy.run(NOW)
+    timeouts = [int(s.split("=")[1]) for s in seen if s.startswith("SET")]
+    assert timeouts and all(t <= 30_000 for t in timeouts)

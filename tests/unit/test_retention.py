@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 from prometheus_client import generate_latest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 
 from selfmend.api.metrics import registry
 from selfmend.errors import InvalidInput
@@ -404,3 +404,112 @@ def test_the_retention_task_runs_the_stage_and_returns_its_report(tmp_path):
 
     assert report["folded"] == 90 and report["finished"] is True
     assert set(report["deleted"]) >= {"log_events", "anomalies", "rollups_60s", "rollups_3600s"}
+
+
+def old_log_lines(store: Store, count: int) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(
+            insert(log_events),
+            [
+                {"ts": NOW - 100 * HOURS, "level": "ERROR", "message": "x", "logger": "l"}
+                for _ in range(count)
+            ],
+        )
+
+
+def test_every_step_makes_progress_even_when_folding_spends_the_budget(store):
+    store.samples.insert(noisy_samples(keys=4, hours=6))
+    old_log_lines(store, 150)
+
+    report = Retention(store.engine, policy(batch_rows=100, budget_seconds=0.0)).run(NOW)
+
+    assert not report.finished and report.folded > 0
+    assert report.deleted["log_events"] >= 100
+
+
+def test_a_verification_written_while_its_incident_is_archived_is_kept(store):
+    old = incident(store, closed_at=NOW - 100 * HOURS)
+    applied = step(store, old, "applied", NOW - 101 * HOURS)
+    late = dict(incident_id=old, execution_id=applied, before={}, after={}, verdict="fixed")
+
+    def verify_after_the_read(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("SELECT") and "FROM verifications" in statement and late:
+            # Another worker's verify commits between the archive's read and its delete.
+            with store.engine.begin() as other:
+                other.execute(insert(verifications).values(**late, created_at=NOW))
+            late.clear()
+
+    event.listen(store.engine, "after_cursor_execute", verify_after_the_read)
+    try:
+        Retention(store.engine, policy()).run(NOW)
+    finally:
+        event.remove(store.engine, "after_cursor_execute", verify_after_the_read)
+
+    archive = Retention(store.engine, policy()).archive
+    with store.engine.connect() as connection:
+        kept = connection.execute(select(func.count()).select_from(verifications)).scalar()
+    archived = [a for a in archive.records(old) if a["source"] == "verifications"]
+    assert kept + len(archived) == 1
+    Retention(store.engine, policy()).run(NOW)
+    sources = sorted(a["source"] for a in archive.records(old))
+    assert sources == ["executions", "verifications"]
+
+
+def test_rollup_window_is_whole_when_a_fold_commits_while_it_reads(store):
+    store.samples.insert(noisy_samples())
+    since, until = NOW - 5 * HOURS, NOW
+    rollups = Rollups(store.engine)
+    before = sum(r.count for r in rollups.window("m.s0", since, until, HOUR))
+    folds = [Retention(store.engine, policy())]
+
+    def fold_after_the_first_read(conn, cursor, statement, parameters, context, executemany):
+        if folds and "sample_rollups" in statement:
+            folds.pop().run(NOW)
+
+    engine = rollups.reads
+    event.listen(engine, "after_cursor_execute", fold_after_the_first_read)
+    try:
+        during = sum(r.count for r in rollups.window("m.s0", since, until, HOUR))
+    finally:
+        event.remove(engine, "after_cursor_execute", fold_after_the_first_read)
+
+    assert not folds  # the fold did run while the window was read
+    assert during == before
+
+
+def test_a_second_run_at_once_does_nothing_and_says_another_holds_it(store):
+    from selfmend.store.leases import LeaseStore
+
+    store.samples.insert(noisy_samples())
+    leases = LeaseStore(store.engine)
+    assert leases.hold("retention", "another-run", 60.0) is not None
+
+    held = Retention(store.engine, policy()).run(NOW)
+
+    assert held.folded == 0 and not held.finished
+    assert held.held_by == "another-run"
+    leases.release("retention", "another-run")
+    report = Retention(store.engine, policy()).run(NOW)
+    assert report.folded > 0 and report.finished and report.held_by is None
+    assert leases.hold("retention", "another-run", 60.0) is not None  # released at its end
+
+
+def test_the_retention_budget_fits_the_stage_soft_limit_for_a_short_visibility(tmp_path):
+    from selfmend.config import Settings
+    from selfmend.system import System
+    from workers.app import STAGES
+    from workers.limits import stage_limits
+
+    settings = Settings(
+        home=tmp_path / "home",
+        visibility_timeout_seconds=60.0,
+        settle_seconds=0.5,
+        verify_window_seconds=1.0,
+    )
+    system = System.from_settings(settings)
+    try:
+        budget = system.retention.policy.budget_seconds
+    finally:
+        system.store.close()
+
+    assert budget <= 0.8 * stage_limits(settings, STAGES)["retention"].soft
