@@ -19,6 +19,7 @@ from selfmend.resilience.breaker import (
     BreakerRegistry,
     MemoryStorage,
     State,
+    fallback_storage,
     redis_storage,
     store_storage,
 )
@@ -200,17 +201,23 @@ def test_operators_act_on_the_shared_state_and_are_told_when_it_cannot_be_reache
         registry.control.hold("payments", State.FORCED_OPEN, actor="ops")
 
 
-def test_a_log_shipper_behind_a_breaker_hears_the_storage_went_away_without_a_deadlock():
+def test_a_log_shipper_behind_a_breaker_hears_the_storage_went_away_without_a_deadlock(
+    monkeypatch,
+):
     """A log handler that ships lines through a breaker calls it on the thread that logs: the
     warning that the storage went away must be said with no lock of the storage held."""
     shared = FlakyShared()
     breakers, shipped = [], []
 
-    def ship_through_the_breaker(_logger, _method, event):
-        if not shipped:
-            shipped.append(event["event"])
-            breakers[0].call(lambda: None)  # the shipper's own call, on this thread
-        raise structlog.DropEvent
+    class ShipsThroughTheBreaker:
+        """The module's logger as a handler that ships lines through a breaker sees it."""
+
+        def warning(self, event, **_fields):
+            if not shipped:
+                shipped.append(event)
+                breakers[0].call(lambda: None)  # the shipper's own call, on this thread
+
+        info = warning
 
     def log_through_a_breaker() -> None:
         breakers.append(BreakerRegistry(falling_back(shared)).get("logs", failure_threshold=5))
@@ -218,11 +225,8 @@ def test_a_log_shipper_behind_a_breaker_hears_the_storage_went_away_without_a_de
         call_many(breakers[0], 3)
         finished.set()
 
-    structlog.configure(processors=[ship_through_the_breaker])
-    try:
-        finished = threading.Event()
-        threading.Thread(target=log_through_a_breaker, daemon=True).start()
-        assert finished.wait(10), "the thread that logged is stuck on the storage's lock"
-    finally:
-        structlog.reset_defaults()
+    monkeypatch.setattr(fallback_storage, "log", ShipsThroughTheBreaker())
+    finished = threading.Event()
+    threading.Thread(target=log_through_a_breaker, daemon=True).start()
+    assert finished.wait(10), "the thread that logged is stuck on the storage's lock"
     assert shipped == ["breaker.storage_unreachable"]
