@@ -8,9 +8,9 @@ import pytest
 
 from selfmend.config import Settings
 from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
-from selfmend.models import ExecutionState, IncidentStatus, Risk, Severity
-from selfmend.remedy.base import Plan
+from selfmend.models import ExecutionState, IncidentStatus, Severity
 from selfmend.system import System
+from tests.unit.shop import DiesApplying
 
 
 def pattern(name: str, action: ActionSpec) -> Pattern:
@@ -27,27 +27,6 @@ def pattern(name: str, action: ActionSpec) -> Pattern:
 
 SHARED = ActionSpec(name="set_control", params={"key": "shop.drain", "value": True})
 PATTERNS = tuple(pattern(f"fault_{index}", SHARED) for index in range(6))
-
-
-class DiesApplying:
-    """An action whose apply takes its worker down: its claim stays in flight until the broker
-    delivers the message again."""
-
-    name = "dies_applying"
-    risk = Risk.LOW
-    reversible = True
-
-    def __init__(self, store) -> None:
-        pass
-
-    def plan(self, params):
-        return Plan(self.name, "host", params, {}, "something heavy")
-
-    def apply(self, plan):
-        raise SystemExit("killed")
-
-    def rollback(self, plan):
-        return {"changed": False}
 
 
 def build(tmp_path, patterns=PATTERNS, **settings) -> System:

@@ -2,61 +2,17 @@
 next when one fails verification: the real analyze → remediate → verify path on SQLite, with a
 second action the way a user registers one."""
 
-import time
-import tomllib
-from typing import Any
-
 import pytest
 
 from selfmend.config import Settings
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.detect.patterns import ActionSpec
 from selfmend.errors import ActionError, ConfigurationError
-from selfmend.models import ExecutionState, IncidentStatus, Risk, Sample
-from selfmend.remedy.base import Plan, with_labels
+from selfmend.models import ExecutionState, IncidentStatus
+from selfmend.remedy.base import with_labels
 from selfmend.remedy.choice import ranked
 from selfmend.system import System
-
-PATTERNS = parse_patterns(
-    tomllib.loads("""
-[[patterns]]
-name = "orders_stuck"
-severity = "high"
-condition = { series = "shop.orders_pending", aggregate = "min", window = 10, op = ">", \
-threshold = 10 }
-actions = [
-    { name = "set_control", params = { key = "shop.drain", value = true } },
-    { name = "restart_shop" },
-]
-why = "drain, else restart: orders wait."
-"""),
-    "test patterns",
-)
-
-
-class RestartShop:
-    """A user's action: flips a live setting the shop watches, and back."""
-
-    name = "restart_shop"
-    risk = Risk.LOW
-    reversible = True
-
-    def __init__(self, store, *, plannable: bool = True) -> None:
-        self.controls = store.controls
-        self.plannable = plannable
-
-    def plan(self, params: dict[str, Any]) -> Plan:
-        if not self.plannable:
-            raise ActionError("restart_shop: the shop's supervisor does not answer")
-        return Plan(self.name, "shop", params, {}, "restart the shop")
-
-    def apply(self, plan: Plan) -> dict[str, Any]:
-        self.controls.set("shop.restarted", True, "test")
-        return {"changed": True}
-
-    def rollback(self, plan: Plan) -> dict[str, Any]:
-        self.controls.delete("shop.restarted", "test")
-        return {"changed": True}
+from tests.unit.shop import PATTERNS, RestartShop, fault, verify_with
 
 
 def build(tmp_path, plannable: bool = True, patterns=PATTERNS) -> System:
@@ -68,27 +24,6 @@ def build(tmp_path, plannable: bool = True, patterns=PATTERNS) -> System:
         return RestartShop(store, plannable=plannable)
 
     return System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
-
-
-def pending(system: System, value: float, start: float, seconds: int = 10) -> None:
-    system.store.samples.insert(
-        [
-            Sample(series="shop.orders_pending", ts=start + i, value=value)
-            for i in range(seconds + 1)
-        ]
-    )
-
-
-def fault(system: System, now: float | None = None) -> int:
-    now = time.time() if now is None else now
-    pending(system, 30.0, now - 10)
-    (incident_id,) = system.analyzer.run(now).new_incidents
-    return incident_id
-
-
-def verify_with(system: System, remediation, value: float):
-    pending(system, value, remediation.applied_at + 1, seconds=5)
-    return system.verifier.verify(remediation, now=remediation.applied_at + 10)
 
 
 def planned_reason(system: System, incident_id: int, action: str) -> str:

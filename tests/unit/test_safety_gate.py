@@ -12,9 +12,9 @@ from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.errors import InvalidInput
 from selfmend.models import ExecutionState, IncidentStatus, Risk, Severity
 from selfmend.remedy.approvals import approve
-from selfmend.remedy.base import Plan
 from selfmend.remedy.executor import Remediation
 from selfmend.system import System
+from tests.unit.shop import DiesApplying
 
 
 def pattern(name: str, risk: str | None = None) -> Pattern:
@@ -143,26 +143,6 @@ def test_an_expired_request_cannot_be_approved(tmp_path):
         approve(system.store, incident_id, actor="ops", timeout_seconds=0)
     approve(system.store, incident_id, actor="ops", timeout_seconds=3600)
     assert system.backlog.sweep(time.time()).approved == [incident_id]
-
-
-class DiesApplying:
-    """An action whose apply takes its process down, as an out-of-memory kill would."""
-
-    name = "dies_applying"
-    risk = Risk.LOW
-    reversible = True
-
-    def __init__(self, store) -> None:
-        pass
-
-    def plan(self, params):
-        return Plan(self.name, "host", params, {}, "something heavy")
-
-    def apply(self, plan):
-        raise SystemExit("killed")
-
-    def rollback(self, plan):
-        return {"changed": False}
 
 
 def deadly_system(tmp_path, **settings) -> System:

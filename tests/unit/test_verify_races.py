@@ -4,66 +4,15 @@ the verdict is finished by the backlog. The real remediate → verify path on SQ
 candidate fix the way a user registers one."""
 
 import time
-import tomllib
-from typing import Any
 
 import pytest
 
 from selfmend.config import Settings
-from selfmend.detect.pattern_file import parse_patterns
-from selfmend.models import ExecutionState, IncidentStatus, Risk, Sample
-from selfmend.remedy.base import Plan
+from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.remedy.executor import Remediation
 from selfmend.store.executions import Execution
 from selfmend.system import System
-
-PATTERNS = parse_patterns(
-    tomllib.loads("""
-[[patterns]]
-name = "orders_stuck"
-severity = "high"
-condition = { series = "shop.orders_pending", aggregate = "min", window = 10, op = ">", \
-threshold = 10 }
-actions = [
-    { name = "set_control", params = { key = "shop.drain", value = true } },
-    { name = "restart_shop" },
-]
-why = "drain, else restart: orders wait."
-"""),
-    "test patterns",
-)
-
-
-class RestartShop:
-    """A user's action: flips a live setting the shop watches, and back. ``faults`` lists, per
-    rollback call, what that call raises: SystemExit takes its worker down (as an out-of-memory
-    kill would), None lets it succeed."""
-
-    name = "restart_shop"
-    risk = Risk.LOW
-    reversible = True
-
-    def __init__(self, store, faults: list[BaseException | None]) -> None:
-        self.controls = store.controls
-        self.faults = faults
-        self.rollbacks = 0
-
-    def plan(self, params: dict[str, Any]) -> Plan:
-        return Plan(self.name, "shop", params, {}, "restart the shop")
-
-    def apply(self, plan: Plan) -> dict[str, Any]:
-        self.controls.set("shop.restarted", True, "test")
-        return {"changed": True}
-
-    def rollback(self, plan: Plan) -> dict[str, Any]:
-        self.rollbacks += 1
-        fault = self.faults.pop(0) if self.faults else None
-        if fault is not None:
-            raise fault
-        changed = self.controls.get("shop.restarted") is not None
-        self.controls.delete("shop.restarted", "test")  # a second rollback changes nothing
-        return {"changed": changed}
-
+from tests.unit.shop import PATTERNS, RestartShop, fault, pending, verify_with
 
 KILLED = SystemExit("worker killed between the verdict and the rollback")
 
@@ -80,30 +29,11 @@ def build(tmp_path, patterns=PATTERNS, faults=()) -> tuple[System, RestartShop]:
     made: list[RestartShop] = []
 
     def restart_shop(store) -> RestartShop:
-        made.append(RestartShop(store, list(faults)))
+        made.append(RestartShop(store, faults=list(faults)))
         return made[-1]
 
     system = System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
     return system, made[0]
-
-
-def fault(system: System) -> int:
-    now = time.time()
-    pending(system, 30.0, now - 10, seconds=10)
-    (incident_id,) = system.analyzer.run(now).new_incidents
-    return incident_id
-
-
-def pending(system: System, value: float, start: float, seconds: int = 5) -> None:
-    points = range(seconds + 1)
-    system.store.samples.insert(
-        [Sample(series="shop.orders_pending", ts=start + i, value=value) for i in points]
-    )
-
-
-def verify_with(system: System, remediation: Remediation, value: float):
-    pending(system, value, remediation.applied_at + 1)
-    return system.verifier.verify(remediation, now=remediation.applied_at + 10)
 
 
 def rows(system: System, incident_id: int, state: ExecutionState) -> list[Execution]:
@@ -162,7 +92,7 @@ def test_two_verifies_of_one_fix_racing_give_one_verdict_even_after_the_next_fix
     system, _ = build(tmp_path)
     incident_id = fault(system)
     first = system.executor.remediate(incident_id)
-    pending(system, 30.0, first.applied_at + 1)
+    pending(system, 30.0, first.applied_at + 1, seconds=5)
     read_window = system.store.samples.window
     overtaken: list[Remediation] = []
 
