@@ -11,17 +11,10 @@ from selfmend.config import Settings
 from selfmend.errors import ActionError, CircuitOpen, StepTooLarge
 from selfmend.resilience.breaker import State
 from selfmend.system import System
+from tests.breaker_calls import Down, fail
 from tests.resources import empty_redis
 
 pytestmark = pytest.mark.integration
-
-
-class Down(Exception):
-    pass
-
-
-def fail() -> None:
-    raise Down("down")
 
 
 @pytest.fixture

@@ -9,34 +9,14 @@ import pytest
 import structlog
 
 from selfmend.config import Settings
-from selfmend.errors import CircuitOpen
 from selfmend.resilience.breaker import BreakerRegistry, State
 from selfmend.resilience.breaker.registry import shared_storage
+from tests.breaker_calls import call_many
 
 from .conftest import wait_for
 from .private_redis import PrivateRedis
 
 pytestmark = pytest.mark.integration
-
-
-class Down(Exception):
-    """The service behind the breaker failing."""
-
-
-def fail() -> None:
-    raise Down("service down")
-
-
-def call_many(breaker, count: int) -> dict[str, int]:
-    outcomes = {"failed": 0, "refused": 0}
-    for _ in range(count):
-        try:
-            breaker.call(fail)
-        except Down:
-            outcomes["failed"] += 1
-        except CircuitOpen:
-            outcomes["refused"] += 1
-    return outcomes
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from selfmend.resilience.breaker.redis_storage import RedisStorage
 from selfmend.resilience.breaker.storage import BreakerStorage
 from selfmend.resilience.breaker.store_storage import StoreStorage
 from selfmend.store import Store
+from tests.breaker_calls import Down, fail
 from tests.resources import empty_redis, fresh_database, redis_url
 
 pytestmark = pytest.mark.integration
@@ -47,14 +48,6 @@ def storage(request, tmp_path) -> BreakerStorage:
             connection.exec_driver_sql("TRUNCATE breakers, breaker_calls")
         return StoreStorage(store.engine)
     return RedisStorage(redis.Redis.from_url(empty_redis("breaker")))
-
-
-class Down(Exception):
-    """The service behind the breaker failing."""
-
-
-def fail() -> None:
-    raise Down("service down")
 
 
 def expected_window(calls: list[tuple[bool, str]], size: int) -> tuple[int, int, int]:

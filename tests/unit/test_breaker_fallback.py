@@ -26,30 +26,10 @@ from selfmend.resilience.breaker import (
 from selfmend.resilience.breaker.fallback_storage import FallbackStorage
 from selfmend.resilience.breaker.registry import shared_storage
 from selfmend.store import Store
+from tests.breaker_calls import call_many
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 UNREACHABLE_STORE = "postgresql://selfmend@127.0.0.1:1/selfmend"
-
-
-class Down(Exception):
-    """The service behind the breaker failing."""
-
-
-def fail() -> None:
-    raise Down("service down")
-
-
-def call_many(breaker, count: int) -> dict[str, int]:
-    """``count`` failing calls; how many reached the service and how many were refused."""
-    outcomes = {"failed": 0, "refused": 0}
-    for _ in range(count):
-        try:
-            breaker.call(fail)
-        except Down:
-            outcomes["failed"] += 1
-        except CircuitOpen:
-            outcomes["refused"] += 1
-    return outcomes
 
 
 def wait_for(condition, timeout: float = 10.0) -> None:
