@@ -16,18 +16,16 @@ from selfmend.store import Store
 from selfmend.store.retention import HOURS, Retention, RetentionPolicy
 from selfmend.store.summary import StepCounts
 from selfmend.store.tables import (
-    executions,
-    incidents,
     log_events,
     sample_rollups,
     samples,
     verifications,
 )
+from tests.audit_rows import NOW, incident, step
 from tests.resources import fresh_database
 
 pytestmark = pytest.mark.integration
 
-NOW = 1_800_000_000.0
 POLICY = RetentionPolicy(
     raw_hours=2, minute_hours=24, hour_hours=240, audit_archive_hours=72, batch_rows=500
 )
@@ -86,41 +84,16 @@ def test_postgres_folds_exactly_once_even_with_two_runs_at_once(store):
 
 
 def test_postgres_counters_survive_archiving(store):
-    with store.engine.begin() as connection:
-        incident = connection.execute(
-            insert(incidents).values(
-                pattern="p",
-                target="t",
-                severity="low",
-                status="resolved",
-                evidence={},
-                reopen_count=0,
-                opened_at=NOW - 200 * HOURS,
-                updated_at=NOW - 200 * HOURS,
-                closed_at=NOW - 200 * HOURS,
-            )
-        ).inserted_primary_key[0]
-        for state in ("planned", "applying", "applied", "verified"):
-            connection.execute(
-                insert(executions).values(
-                    incident_id=incident,
-                    action="cache_warm",
-                    target="t",
-                    state=state,
-                    risk="low",
-                    params={},
-                    actor="selfmend",
-                    reason=state,
-                    created_at=NOW - 201 * HOURS,
-                )
-            )
+    closed = incident(store, closed_at=NOW - 200 * HOURS)
+    for state in ("planned", "applying", "applied", "verified"):
+        step(store, closed, state, at=NOW - 201 * HOURS)
     before = StepCounts(store.engine).counts()
 
     report = Retention(store.engine, POLICY).run(NOW)
 
     assert report.counted == 4 and report.archived == 4
     assert StepCounts(store.engine).counts() == before
-    assert len(Retention(store.engine, POLICY).archive.records(incident)) == 4
+    assert len(Retention(store.engine, POLICY).archive.records(closed)) == 4
 
 
 def old_rows_in_every_table(store: Store) -> None:
@@ -128,36 +101,12 @@ def old_rows_in_every_table(store: Store) -> None:
     store.samples.insert(
         [Sample(series="m.s0", ts=NOW - 5 * HOURS + i, value=1.0, labels={}) for i in range(50)]
     )
+    closed = incident(store, closed_at=NOW - 200 * HOURS)
+    execution = step(store, closed, "verified", at=NOW - 201 * HOURS)
     with store.engine.begin() as connection:
-        incident = connection.execute(
-            insert(incidents).values(
-                pattern="p",
-                target="t",
-                severity="low",
-                status="resolved",
-                evidence={},
-                reopen_count=0,
-                opened_at=NOW - 200 * HOURS,
-                updated_at=NOW - 200 * HOURS,
-                closed_at=NOW - 200 * HOURS,
-            )
-        ).inserted_primary_key[0]
-        execution = connection.execute(
-            insert(executions).values(
-                incident_id=incident,
-                action="cache_warm",
-                target="t",
-                state="verified",
-                risk="low",
-                params={},
-                actor="selfmend",
-                reason="r",
-                created_at=NOW - 201 * HOURS,
-            )
-        ).inserted_primary_key[0]
         connection.execute(
             insert(verifications).values(
-                incident_id=incident,
+                incident_id=closed,
                 execution_id=execution,
                 before={},
                 after={},

@@ -22,7 +22,6 @@ from selfmend.store.tables import (
     anomalies,
     breaker_events,
     executions,
-    incidents,
     log_events,
     notifications,
     sample_rollups,
@@ -30,8 +29,8 @@ from selfmend.store.tables import (
     series,
     verifications,
 )
+from tests.audit_rows import NOW, incident, step
 
-NOW = 1_800_000_000.0  # a whole hour, so the expected buckets are easy to reason about
 DAY = 24 * HOURS
 
 
@@ -198,40 +197,6 @@ def test_old_aggregates_are_pruned_by_their_own_age(store):
     hours = [k[2] for k in kept if k[1] == HOUR]
     assert min(minutes) >= NOW - 24 * HOURS - MINUTE
     assert min(hours) < NOW - 24 * HOURS  # hour aggregates outlive the minute ones
-
-
-def incident(store: Store, closed_at: float | None, target: str = "t") -> int:
-    with store.engine.begin() as connection:
-        return connection.execute(
-            insert(incidents).values(
-                pattern="p",
-                target=target,
-                severity="low",
-                status="resolved" if closed_at else "open",
-                evidence={},
-                reopen_count=0,
-                opened_at=(closed_at or NOW) - 100,
-                updated_at=closed_at or NOW,
-                closed_at=closed_at,
-            )
-        ).inserted_primary_key[0]
-
-
-def step(store: Store, incident_id: int, state: str, at: float, action: str = "cache_warm") -> int:
-    with store.engine.begin() as connection:
-        return connection.execute(
-            insert(executions).values(
-                incident_id=incident_id,
-                action=action,
-                target="t",
-                state=state,
-                risk="low",
-                params={"keys": 3},
-                actor="selfmend",
-                reason=f"{state} at {at}",
-                created_at=at,
-            )
-        ).inserted_primary_key[0]
 
 
 def step_metrics(store: Store) -> list[str]:
