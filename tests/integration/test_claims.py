@@ -4,7 +4,6 @@ whose fix is the same action on the same target apply it once within the cooldow
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.models import ExecutionState, Severity
 from selfmend.store import Store
 from selfmend.system import System
+from tests.at_once import remediate_at_once
 from tests.resources import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -51,10 +51,9 @@ def build(tmp_path) -> Iterator:
         system.store.close()
 
 
-def remediate_at_once(system: System, count: int) -> dict[int, str]:
-    """An incident per pattern ``fault_0`` … remediated by ``count`` threads released together;
-    each incident's decision."""
-    ids = [
+def open_incidents(system: System, count: int) -> list[int]:
+    """An incident for each of the patterns ``fault_0`` …"""
+    return [
         system.store.incidents.open(
             pattern=f"fault_{i}",
             target=f"app.fault_{i}",
@@ -65,19 +64,6 @@ def remediate_at_once(system: System, count: int) -> dict[int, str]:
         )[0].id
         for i in range(count)
     ]
-    start = threading.Barrier(count)
-    decisions: dict[int, str] = {}
-
-    def remediate(incident_id: int) -> None:
-        start.wait()
-        decisions[incident_id] = system.executor.remediate(incident_id).decision
-
-    threads = [threading.Thread(target=remediate, args=(i,)) for i in ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return decisions
 
 
 def test_concurrent_claims_on_postgresql_take_exactly_the_capped_slots(build):
@@ -85,7 +71,7 @@ def test_concurrent_claims_on_postgresql_take_exactly_the_capped_slots(build):
     patterns = tuple(fault(i) for i in range(incidents))
     system = build(patterns, cooldown_seconds=0, max_concurrent_remediations=3)
 
-    decisions = remediate_at_once(system, incidents)
+    decisions = remediate_at_once(system, open_incidents(system, incidents))
 
     assert sorted(decisions.values()) == ["applied"] * 3 + ["skipped"] * (incidents - 3)
     assert sum(system.store.controls.get(f"fault_{i}") == 1 for i in range(incidents)) == 3
@@ -96,7 +82,7 @@ def test_patterns_sharing_a_fix_apply_it_once_within_the_cooldown_on_postgresql(
     patterns = tuple(fault(i, SHARED) for i in range(incidents))
     system = build(patterns, cooldown_seconds=600, max_concurrent_remediations=incidents)
 
-    decisions = remediate_at_once(system, incidents)
+    decisions = remediate_at_once(system, open_incidents(system, incidents))
 
     assert sorted(decisions.values()) == ["applied"] + ["skipped"] * (incidents - 1)
     for incident_id, decision in decisions.items():

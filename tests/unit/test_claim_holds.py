@@ -2,14 +2,13 @@
 lock, not only in the gate's earlier read: two patterns whose fix is the same action on the same
 target never both apply it within the cooldown. The real remediate path on SQLite."""
 
-import threading
-
 import pytest
 
 from selfmend.config import Settings
 from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.models import ExecutionState, IncidentStatus, Severity
 from selfmend.system import System
+from tests.at_once import remediate_at_once
 from tests.unit.shop import DiesApplying
 
 
@@ -104,17 +103,6 @@ def test_an_apply_in_flight_holds_even_with_no_cooldown(tmp_path):
 def test_patterns_claiming_the_same_fix_at_once_apply_it_once_within_the_cooldown(tmp_path):
     system = build(tmp_path)
     incidents = [open_incident(system, f"fault_{i}") for i in range(len(PATTERNS))]
-    start = threading.Barrier(len(incidents))
-    decisions: list[str] = []
-
-    def remediate(incident_id: int) -> None:
-        start.wait()
-        decisions.append(system.executor.remediate(incident_id).decision)
-
-    threads = [threading.Thread(target=remediate, args=(i,)) for i in incidents]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    decisions = list(remediate_at_once(system, incidents).values())
 
     assert sorted(decisions) == ["applied"] + ["skipped"] * (len(incidents) - 1)

@@ -2,7 +2,6 @@
 held-back remediations tried again, approval requests that expire. Each decision is an audit
 row with its reason. The real remediate → verify path and backlog on a SQLite store."""
 
-import threading
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from selfmend.models import ExecutionState, IncidentStatus, Risk, Severity
 from selfmend.remedy.approvals import approve
 from selfmend.remedy.executor import Remediation
 from selfmend.system import System
+from tests.at_once import remediate_at_once
 from tests.unit.shop import DiesApplying
 
 
@@ -89,18 +89,7 @@ def test_no_more_actions_than_the_hourly_cap_are_applied(tmp_path):
 def test_workers_claiming_at_once_never_exceed_the_concurrency_cap(tmp_path, cap):
     system = build(tmp_path, max_concurrent_remediations=cap)
     incidents = [open_incident(system, f"fault_{i}") for i in range(8)]
-    start = threading.Barrier(len(incidents))
-    outcomes: list[str] = []
-
-    def remediate(incident_id: int) -> None:
-        start.wait()
-        outcomes.append(system.executor.remediate(incident_id).decision)
-
-    threads = [threading.Thread(target=remediate, args=(i,)) for i in incidents]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = list(remediate_at_once(system, incidents).values())
 
     assert sorted(outcomes) == ["applied"] * cap + ["skipped"] * (8 - cap)
     applied = [k for k in (f"fault_{i}" for i in range(8)) if system.store.controls.get(k)]
