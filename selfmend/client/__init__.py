@@ -22,7 +22,7 @@ import atexit
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from selfmend.client.sender import FLUSHER_THREAD
 
@@ -51,7 +51,7 @@ class LogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("selfmend.client") or _on_flusher_thread() or _building():
             return
-        client = self._client or _client_unless_being_built()
+        client = self._client or _default_client(wait=False)
         if client is None:
             return
         try:
@@ -88,22 +88,17 @@ def configure(settings: Settings | None = None, **options: Any) -> Client:
 
 def default_client() -> Client:
     """The process-wide client, built on the first call by one thread while others wait."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = _build(None, {})
-    return _default
+    return cast("Client", _default_client(wait=True))  # waiting, never None
 
 
-def _client_unless_being_built() -> Client | None:
-    """The process-wide client for a log handler, built here if nobody is building it; None
-    while another thread builds it. A handler holds its lock while it emits, and the builder
-    may log on its way: waiting for the builder here could wait for ourselves."""
+def _default_client(*, wait: bool) -> Client | None:
+    """The process-wide client, built here if it is not yet. Without ``wait``, None while
+    another thread builds it: a log handler holds its lock while it emits, and the builder may
+    log on its way, so waiting for the builder there could wait for ourselves."""
     global _default
     if _default is not None:
         return _default
-    if not _default_lock.acquire(blocking=False):
+    if not _default_lock.acquire(blocking=wait):
         return None
     try:
         if _default is None:
