@@ -90,8 +90,8 @@ def wait_for_schema(engine: Engine, wait: float, every: float = 1.0) -> None:
     for ``selfmend db upgrade`` (the compose ``migrate`` job) to bring it there; raise
     ``ConfigurationError`` saying what to run when it does not. A store already past our head
     is refused at once: this selfmend is older than the schema."""
-    head = head_revision(engine)
     script = ScriptDirectory.from_config(alembic_config(engine))
+    head = script.get_current_head()
     where = engine.url.render_as_string(hide_password=True)
     deadline = time.monotonic() + wait
     said_at = -10.0
