@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Engine, Update, bindparam, func, insert, or_,
 from sqlalchemy.exc import IntegrityError
 
 from selfmend.errors import NotFound
-from selfmend.models import IncidentStatus, Severity
+from selfmend.models import ExecutionState, IncidentStatus, Severity
 from selfmend.store.engine import reads
-from selfmend.store.tables import incidents
+from selfmend.store.tables import executions, incidents
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,17 @@ class IncidentStore:
             )
 
     def _closed_count(self, pattern: str, target: str, since: float) -> int:
+        """Incidents of (pattern, target) closed since, that had a fix applied: flapping is a
+        fix that held and a fault that came back. One that cleared by itself (a false alarm, a
+        blip) says nothing about the fix, and counting it would stop the fix of a real fault."""
+        fixed = (
+            select(executions.c.id)
+            .where(
+                executions.c.incident_id == incidents.c.id,
+                executions.c.state == str(ExecutionState.APPLIED),
+            )
+            .exists()
+        )
         query = (
             select(func.count())
             .select_from(incidents)
@@ -159,6 +170,7 @@ class IncidentStore:
                 incidents.c.target == target,
                 incidents.c.open_key.is_(None),
                 incidents.c.closed_at > since,
+                fixed,
             )
         )
         with self.reads.connect() as connection:

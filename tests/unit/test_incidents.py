@@ -9,7 +9,7 @@ import pytest
 from selfmend.config import Settings
 from selfmend.detect.correlate import layer, rank, related
 from selfmend.detect.pattern_file import parse_patterns
-from selfmend.models import IncidentStatus, Sample, Severity
+from selfmend.models import ExecutionState, IncidentStatus, Risk, Sample, Severity
 from selfmend.system import System
 
 PATTERNS = parse_patterns(
@@ -136,16 +136,30 @@ def open_pool_incident(system: System, target: str, reopens_since: float = 0.0):
     )
 
 
+def close(system: System, incident_id: int, *, fixed: bool) -> None:
+    """Resolve an incident, after a fix was applied to it or with none (it cleared by itself)."""
+    if fixed:
+        system.store.executions.record(
+            incident_id=incident_id,
+            action="set_control",
+            target="db.pool_size",
+            state=ExecutionState.APPLIED,
+            risk=Risk.LOW,
+            actor="test",
+            reason="applied",
+        )
+    assert system.store.incidents.advance(
+        incident_id, [IncidentStatus.OPEN], IncidentStatus.RESOLVED
+    )
+
+
 def test_an_incident_that_keeps_reopening_is_escalated_instead_of_fixed_again(system):
     for _ in range(3):
         incident, created = open_pool_incident(system, "db")
         assert created
         still_open, created = open_pool_incident(system, "db")
         assert still_open.id == incident.id and not created  # an open incident is not reopened
-        resolved = system.store.incidents.advance(
-            incident.id, [IncidentStatus.OPEN], IncidentStatus.RESOLVED
-        )
-        assert resolved
+        close(system, incident.id, fixed=True)
     flapping, _ = open_pool_incident(system, "db", reopens_since=time.time() - 3600)
     assert flapping.reopen_count == 3
     outcome = system.executor.remediate(flapping.id)
@@ -155,9 +169,19 @@ def test_an_incident_that_keeps_reopening_is_escalated_instead_of_fixed_again(sy
     assert system.store.executions.history(flapping.id)[-1].state.value == "skipped"
 
 
+def test_incidents_that_cleared_with_no_fix_applied_are_no_flapping(system):
+    """False alarms that cleared by themselves must not stop the fix of the real fault."""
+    for _ in range(5):
+        incident, _ = open_pool_incident(system, "db")
+        close(system, incident.id, fixed=False)
+    real, _ = open_pool_incident(system, "db", reopens_since=time.time() - 3600)
+    assert real.reopen_count == 0
+    assert system.executor.remediate(real.id).decision == "applied"
+
+
 def test_reopens_before_the_flap_window_do_not_count(system):
     incident, _ = open_pool_incident(system, "db")
-    system.store.incidents.advance(incident.id, [IncidentStatus.OPEN], IncidentStatus.RESOLVED)
+    close(system, incident.id, fixed=True)
     again, _ = open_pool_incident(system, "db", reopens_since=time.time())
     assert again.reopen_count == 0
     assert system.executor.remediate(again.id).decision != "escalated"
