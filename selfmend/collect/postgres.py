@@ -29,6 +29,17 @@ SERIES = (
 )
 """Every series this collector emits (some only where there is something to measure)."""
 
+STATES = (
+    "active",
+    "idle",
+    "idle in transaction",
+    "idle in transaction (aborted)",
+    "fastpath function call",
+    "disabled",
+)
+"""Every state ``pg_stat_activity`` knows: each has a ``connections_by_state`` sample, 0 when no
+session is in it, so a pattern on a state sees it empty out rather than its series stop."""
+
 CONNECTIONS = text("""
     SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity
     WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1
@@ -79,7 +90,7 @@ class PostgresCollector:
 
     def collect(self) -> list[Sample]:
         with self.engine.connect() as connection:
-            by_state = dict(connection.execute(CONNECTIONS).all())
+            by_state = dict.fromkeys(STATES, 0) | dict(connection.execute(CONNECTIONS).all())
             longest_query, longest_transaction, longest_idle, lock_waits = connection.execute(
                 ACTIVITY
             ).one()

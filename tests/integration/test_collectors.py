@@ -131,6 +131,36 @@ def test_postgres_collector_counts_connections_by_state_and_the_longest_query(
     assert {sample.series for sample in samples.values()} <= set(POSTGRES_SERIES)
 
 
+def test_postgres_collector_counts_a_state_no_session_is_in_as_zero(monitored_database):
+    """Once the session idle in transaction ends, its state's series goes to 0 rather than
+    stopping: a pattern's window then sees the recovery."""
+    collector = PostgresCollector(monitored_database)
+    idle_in_transaction = psycopg.connect(monitored_database)
+    idle_in_transaction.execute("SELECT 1")
+    pid = idle_in_transaction.info.backend_pid
+    try:
+        before = by_series(collector.collect())
+        idle_in_transaction.close()
+        with psycopg.connect(monitored_database, autocommit=True) as watcher:
+            gone = "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)"
+            wait_for(lambda: watcher.execute(gone, (pid,)).fetchone()[0], timeout=10)
+        after = by_series(collector.collect())
+    finally:
+        idle_in_transaction.close()
+        collector.engine.dispose()
+
+    assert (
+        monitored_value(before, "postgres.connections_by_state", state="idle in transaction") == 1
+    )
+    for state in (
+        "idle in transaction",
+        "idle in transaction (aborted)",
+        "fastpath function call",
+        "disabled",
+    ):
+        assert monitored_value(after, "postgres.connections_by_state", state=state) == 0
+
+
 @pytest.fixture
 def exporter():
     """A real Prometheus text endpoint on loopback, from prometheus_client's own server."""
