@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     monitor_redis_urls: CommaList = Field(default_factory=list)
     monitor_postgres_urls: CommaList = Field(default_factory=list)
     prometheus_targets: CommaList = Field(default_factory=list)
+    exporters_file: Path | None = Field(
+        None,
+        description="TOML file of [[exporters]] naming the HTTP histogram and counter of an "
+        "exporter the shipped mapping (selfmend/collect/exporters.toml) does not know; read first.",
+    )
     multivariate_services: CommaList = Field(
         default_factory=list,
         description="Services (the `service` label) whose series are also judged together; "

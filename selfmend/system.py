@@ -18,6 +18,7 @@ import structlog
 
 from selfmend.collect.base import Collector
 from selfmend.collect.celery_queues import CeleryCollector, CeleryProbe
+from selfmend.collect.exporter_file import read_exporters
 from selfmend.collect.postgres import PostgresCollector
 from selfmend.collect.prometheus import PrometheusCollector
 from selfmend.collect.push import PushCollector, push_buffer
@@ -108,7 +109,10 @@ class System:
             PostgresCollector(u, timeouts=self.database_timeouts)
             for u in self.settings.monitor_postgres_urls
         ]
-        collectors += [PrometheusCollector(u) for u in self.settings.prometheus_targets]
+        exporters = read_exporters(self.settings.exporters_file)
+        collectors += [
+            PrometheusCollector(u, exporters=exporters) for u in self.settings.prometheus_targets
+        ]
         if self.celery_probe is not None:
             collectors.append(CeleryCollector(self.celery_probe))
         return collectors
