@@ -1,0 +1,46 @@
+"""A runaway report: one query that joins the products with themselves and would run for
+hours, holding a connection and a core of the database's two."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import psycopg
+
+from bench.lab.faults import FaultContext
+from bench.lab.faults.sessions import Sessions
+
+REPORT = (
+    "SELECT count(*) FROM products a JOIN products b "
+    "ON a.category = b.category AND a.price < b.price"
+)
+
+
+class LongQuery:
+    name = "long_query"
+    broke = "database CPU (a self-join of products running for minutes)"
+    deadline = 150.0
+
+    def __init__(self, context: FaultContext) -> None:
+        self.sessions = Sessions(context.env.shop_db_url, "lab-report")
+        self._thread: threading.Thread | None = None
+
+    def inject(self) -> dict:
+        connection = self.sessions.add(
+            "SET max_parallel_workers_per_gather = 0",  # one core, however long it runs
+            f"SET statement_timeout = '{int(self.deadline + 60)}s'",  # bounded if the lab dies
+            autocommit=True,
+        )
+        self._thread = threading.Thread(target=self._run, args=(connection,), daemon=True)
+        self._thread.start()
+        return {"query": REPORT}
+
+    def _run(self, connection: psycopg.Connection) -> None:
+        with contextlib.suppress(psycopg.Error):  # cancelled: by selfmend, or by the undo
+            connection.execute(REPORT)
+
+    def undo(self) -> None:
+        self.sessions.close()
+        if self._thread is not None:
+            self._thread.join(10)
