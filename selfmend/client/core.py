@@ -57,7 +57,7 @@ class Client:
             batch_size=settings.push_batch_size,
             every=settings.push_flush_seconds,
             max_buffered=max_buffered,
-            before_send=self._record_hit_ratio,
+            before_send=self._before_send,
             quiet=self.quiet,
         )
         self.live = LiveSettings(self.store.controls, ttl=control_ttl, quiet=self.quiet)
@@ -89,6 +89,16 @@ class Client:
         """Have everything recorded so far sent now, waiting ``timeout`` at most; returns how
         many items were sent. The flusher thread sends, never the caller."""
         return self.sender.flush(timeout)
+
+    def _before_send(self) -> None:
+        self._record_hit_ratio()
+        self._report_breakers()
+
+    def _report_breakers(self) -> None:
+        """Each breaker's calls since the last send, as the series its patterns read
+        (``selfmend/resilience/breaker/stats.py``); counted in the process, sent from here."""
+        if "breakers" in self.__dict__:
+            self.breakers.report(self.record)
 
     def _record_hit_ratio(self) -> None:
         """The cache's hit ratio since the last send, the series cache_hit_ratio_low reads."""

@@ -6,11 +6,19 @@ state, laid over the settings the application declared, so every process takes t
 next call. Each threshold moves by at most ``max_factor`` (up or down) per apply, and only a
 threshold the breaker has can move (a count breaker gets no rate). Undo restores the overrides
 the plan found. Low risk: bounded, and the breaker keeps protecting the service either way.
+
+``tighten`` names thresholds to tighten by ``max_factor`` without knowing their values, so a
+pattern can act on whichever breaker its incident names: lower counts, rates and seconds, so a
+breaker that stayed closed while its dependency failed (or dragged) opens by itself and then
+probes its recovery by itself. Named thresholds the breaker does not have are skipped (a
+breaker has a count or a rate; ``timeout_seconds`` only if the application declared one, which
+is also how selfmend knows the application reads it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +29,15 @@ from selfmend.remedy.base import Plan, parse_params
 from selfmend.resilience.breaker.control import BreakerControl
 from selfmend.resilience.breaker.settings import THRESHOLDS
 
+Tightened = Literal["failure_threshold", "failure_rate", "slow_call_seconds", "timeout_seconds"]
+
+
+def tightened(threshold: str, current: float, factor: float) -> float:
+    """``current`` divided by ``factor``; a count rounds up, so it never moves further."""
+    if threshold == "failure_threshold":
+        return max(1, math.ceil(current / factor))
+    return current / factor
+
 
 class BreakerThresholdsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -29,13 +46,17 @@ class BreakerThresholdsParams(BaseModel):
     failure_threshold: int | None = Field(None, ge=1)
     failure_rate: float | None = Field(None, gt=0, le=1)
     slow_call_seconds: float | None = Field(None, gt=0)
+    timeout_seconds: float | None = Field(None, gt=0)
     reset_timeout: float | None = Field(None, gt=0)
+    tighten: list[Tightened] = Field(
+        default_factory=list, description="Thresholds to divide by max_factor, if it has them."
+    )
     max_factor: float = Field(2.0, gt=1, le=10, description="Largest ratio one apply may move.")
 
     @model_validator(mode="after")
     def _something_to_move(self) -> BreakerThresholdsParams:
-        if not self.changes():
-            raise ValueError(f"give at least one of {', '.join(THRESHOLDS)}")
+        if not self.changes() and not self.tighten:
+            raise ValueError(f"give at least one of {', '.join(THRESHOLDS)}, or tighten")
         return self
 
     def changes(self) -> dict[str, float]:
@@ -57,7 +78,7 @@ class BreakerThresholds:
             in_force = self.control.in_force(parsed.breaker).model_dump()
         except ConfigurationError as error:
             raise ActionError(f"{self.name}: {error}") from None
-        changes = parsed.changes()
+        changes = {**self._tightened(parsed, in_force), **parsed.changes()}
         for threshold, value in changes.items():
             self._check_step(parsed, threshold, in_force[threshold], value)
         before = self.control.settings(parsed.breaker).overrides
@@ -74,6 +95,24 @@ class BreakerThresholds:
             {"overrides": before},
             f"breaker {parsed.breaker}: {moves}",
         )
+
+    def _tightened(
+        self, params: BreakerThresholdsParams, in_force: dict[str, Any]
+    ) -> dict[str, float]:
+        """The ``tighten`` thresholds the breaker has, each divided by ``max_factor``; refused
+        when none of them can move."""
+        moves = {
+            name: tightened(name, in_force[name], params.max_factor)
+            for name in params.tighten
+            if in_force[name] is not None
+        }
+        moves = {name: value for name, value in moves.items() if value != in_force[name]}
+        if params.tighten and not moves:
+            raise ActionError(
+                f"{self.name}: breaker {params.breaker} has none of {', '.join(params.tighten)} "
+                "left to tighten"
+            )
+        return moves
 
     def _check_step(
         self, params: BreakerThresholdsParams, threshold: str, current: float | None, value: float

@@ -18,7 +18,8 @@ are added before the failure that follows them. Successes pending when a process
 lost; that costs only successes, so at worst the failure rate looks a little higher.
 
 No lock is held while the protected call runs, so concurrent callers never queue behind one
-another.
+another. Each call is also counted in the process (``stats.py``: a short lock, no trip) for the
+series the client sends with its next push.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from selfmend.resilience.breaker.circuit import Circuit
 from selfmend.resilience.breaker.events import Announcer
 from selfmend.resilience.breaker.settings import BreakerSettings, with_overrides
 from selfmend.resilience.breaker.states import BEHAVIOUR, StorageDown, Ticket
+from selfmend.resilience.breaker.stats import CallStats, Record, report
 from selfmend.resilience.breaker.storage import BreakerStorage, Snapshot, State
 
 log = structlog.get_logger(__name__)
@@ -69,6 +71,7 @@ class CircuitBreaker:
         self.ignore = tuple(ignore)
         self.fallback = fallback
         self.circuit = Circuit(name, storage, announcer or Announcer())
+        self.stats = CallStats()
         try:  # a breaker declared at import must not stop the application while Redis is down
             storage.publish_settings(name, settings.model_dump())
         except Exception:
@@ -88,6 +91,19 @@ class CircuitBreaker:
     def state(self) -> State:
         return self.snapshot.state
 
+    @property
+    def timeout(self) -> float | None:
+        """``timeout_seconds`` as in force now (an operator's override included): sync code
+        passes it to the client that calls the dependency, so a shorter one reaches it."""
+        return self.settings.timeout_seconds
+
+    def report(self, record: Record) -> None:
+        """Record the series of the calls since the last report; none if there were none."""
+        interval = self.stats.take()
+        if interval is not None:
+            state = self.circuit.last_seen.state
+            report(record, self.name, interval, state, self.fallback is not None)
+
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``function`` through the breaker: its result, its exception, ``CircuitOpen`` or
         the fallback's result when the breaker refuses."""
@@ -95,8 +111,15 @@ class CircuitBreaker:
             ticket = self._admit()
         except CircuitOpen:
             if self.fallback is None:
+                self.stats.refused(0.0, served=False)
                 raise
-            return self.fallback(*args, **kwargs)
+            began, served = time.perf_counter(), False
+            try:
+                result = self.fallback(*args, **kwargs)
+                served = True
+            finally:
+                self.stats.refused(time.perf_counter() - began, served)
+            return result
         began = time.perf_counter()
         try:
             result = function(*args, **kwargs)
@@ -109,18 +132,26 @@ class CircuitBreaker:
     async def call_async(
         self, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
     ) -> T:
-        """``call`` for a coroutine function; the storage steps run in a thread, so the event
-        loop never waits on Redis or the store."""
+        """``call`` for a coroutine function, cut after ``timeout_seconds`` if set; the storage
+        steps run in a thread, so the event loop never waits on Redis or the store."""
         try:
             ticket = await asyncio.to_thread(self._admit)
         except CircuitOpen:
             if self.fallback is None:
+                self.stats.refused(0.0, served=False)
                 raise
-            fallen = self.fallback(*args, **kwargs)
-            return await fallen if inspect.isawaitable(fallen) else fallen
+            began, served = time.perf_counter(), False
+            try:
+                fallen = self.fallback(*args, **kwargs)
+                result = await fallen if inspect.isawaitable(fallen) else fallen
+                served = True
+            finally:
+                self.stats.refused(time.perf_counter() - began, served)
+            return result
         began = time.perf_counter()
         try:
-            result = await function(*args, **kwargs)
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                result = await function(*args, **kwargs)
         except Exception as error:
             await asyncio.to_thread(self._settle, ticket, began, error)
             raise
@@ -168,13 +199,19 @@ class CircuitBreaker:
     def _settle(self, ticket: Ticket, began: float, error: BaseException | None) -> None:
         """Record how an admitted call ended. A call cancelled or interrupted (an exception
         outside ``Exception``, or the stage's soft time limit) says nothing about the service and
-        is not recorded."""
+        is not recorded. A call over ``slow_call_seconds`` or ``timeout_seconds`` failed, even
+        if it returned."""
         if error is not None and (not isinstance(error, Exception) or is_interruption(error)):
             return
-        slow = self.settings.slow_call_seconds
-        failed = (error is not None and not isinstance(error, self.ignore)) or (
-            slow is not None and time.perf_counter() - began > slow
+        took = time.perf_counter() - began
+        slow, timeout = self.settings.slow_call_seconds, self.settings.timeout_seconds
+        answered = error is None or isinstance(error, self.ignore)
+        failed = (
+            not answered
+            or (slow is not None and took > slow)
+            or (timeout is not None and took > timeout)
         )
+        self.stats.attempted(took, failed, served=answered)
         try:
             ticket.state.settle(self, ticket, failed)
         except Exception as bookkeeping:  # the call's own result matters more than our records
@@ -203,7 +240,7 @@ class Guard:
         self._began = 0.0
 
     def __enter__(self) -> Guard:
-        self._ticket = self.breaker._admit()
+        self._ticket = self._admit()
         self._began = time.perf_counter()
         return self
 
@@ -217,9 +254,17 @@ class Guard:
             self.breaker._settle(self._ticket, self._began, error)
 
     async def __aenter__(self) -> Guard:
-        self._ticket = await asyncio.to_thread(self.breaker._admit)
+        self._ticket = await asyncio.to_thread(self._admit)
         self._began = time.perf_counter()
         return self
+
+    def _admit(self) -> Ticket:
+        """A refused block raises ``CircuitOpen`` into the caller: counted as unserved."""
+        try:
+            return self.breaker._admit()
+        except CircuitOpen:
+            self.breaker.stats.refused(0.0, served=False)
+            raise
 
     async def __aexit__(
         self,

@@ -90,6 +90,11 @@ class Circuit:
                 self._seen_at = time.monotonic()
         return self._view
 
+    @property
+    def last_seen(self) -> Snapshot:
+        """The view as it is, never renewed: what this process's latest calls went by."""
+        return self._view
+
     def see(self, snapshot: Snapshot) -> None:
         """Take a snapshot any step returned as the view, unless a newer one is known. The
         shared state replaces a view the process kept on its own while the storage was away,

@@ -1,5 +1,6 @@
 """Operations on breakers by name, for operators and remediation actions: hold one open or
-closed until released, and lay threshold overrides over its declared settings.
+closed until released, trip one open as its thresholds would, and lay threshold overrides over
+its declared settings.
 
 Everything here changes the shared state, so every process using the breaker follows it. A
 hold is a transition like any other (through the table, one compare-and-set, announced).
@@ -16,6 +17,7 @@ from selfmend.resilience.breaker.settings import BreakerSettings, parse_settings
 from selfmend.resilience.breaker.storage import BreakerStorage, SharedSettings, Snapshot, State
 
 HOLDS = (State.FORCED_OPEN, State.FORCED_CLOSED)
+_CLOSED = (State.CLOSED,)  # a trip starts here: half-open is already probing
 _ATTEMPTS = 5  # moves lost to other processes before giving up
 
 
@@ -37,6 +39,23 @@ class BreakerControl:
         """End a hold: the breaker is closed and counts calls again. A breaker not held is
         left as it is."""
         return self._move(name, State.CLOSED, f"released by {actor}", reason, only_from=HOLDS)
+
+    def trip(self, name: str, actor: str, reason: str = "") -> Snapshot:
+        """Open the breaker as a breach of its thresholds would: calls go to the fallback, and
+        after ``reset_timeout`` its probes let the dependency back in once it answers, unlike
+        a forced-open hold, which nothing ends but a release. A held breaker is left as it is
+        (an operator's hold wins), and so is one already open or half-open."""
+        return self._move(name, State.OPEN, f"tripped by {actor}", reason, only_from=_CLOSED)
+
+    def close(self, name: str, actor: str, reason: str = "") -> Snapshot:
+        """Close an open or half-open breaker now, counting again. The transition table lets
+        an open breaker close only through its probes or a hold, so this is a hold closed and
+        its release (two transitions, both announced). Any other state is left as it is."""
+        now = self.state(name)
+        if now.state not in (State.OPEN, State.HALF_OPEN):
+            return now
+        self.hold(name, State.FORCED_CLOSED, actor, reason)
+        return self.release(name, actor, reason)
 
     def _move(
         self,

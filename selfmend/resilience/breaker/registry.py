@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import structlog
+
 from selfmend.config import Settings
 from selfmend.errors import ConfigurationError
 from selfmend.resilience.breaker import store_storage
@@ -19,8 +21,11 @@ from selfmend.resilience.breaker.control import BreakerControl
 from selfmend.resilience.breaker.events import Announcer, Listener, Transition
 from selfmend.resilience.breaker.fallback_storage import FallbackStorage
 from selfmend.resilience.breaker.settings import parse_settings
+from selfmend.resilience.breaker.stats import Record
 from selfmend.resilience.breaker.storage import BreakerStorage
 from selfmend.store import Store
+
+log = structlog.get_logger(__name__)
 
 
 class BreakerRegistry:
@@ -77,6 +82,17 @@ class BreakerRegistry:
     def names(self) -> list[str]:
         with self._lock:
             return sorted(self._breakers)
+
+    def report(self, record: Record) -> None:
+        """Record each breaker's series for its calls since the last report (``stats.py``).
+        One breaker that cannot report is logged and the rest still do."""
+        with self._lock:
+            breakers = list(self._breakers.values())
+        for breaker in breakers:
+            try:
+                breaker.report(record)
+            except Exception:
+                log.exception("breaker.report_failed", breaker=breaker.name)
 
 
 def shared_storage(settings: Settings, store: Store | None) -> BreakerStorage:

@@ -3,7 +3,9 @@
 The threshold is a count (``failure_threshold`` failures among the last ``window_size`` calls)
 or a rate (``failure_rate`` of the last ``window_size`` calls, judged once ``minimum_calls`` are
 in the window). The window is count-based: the latest calls, however old. A call slower than
-``slow_call_seconds`` counts as a failure even when it returned.
+``slow_call_seconds`` counts as a failure even when it returned. ``timeout_seconds`` is how
+long the application lets a call wait: the breaker cuts ``async def`` calls there, sync code
+passes ``breaker.timeout`` to its own client, and a call over it counts as a failure.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from selfmend.errors import ConfigurationError
 from selfmend.resilience.breaker.storage import Window
 
 # What the breaker_thresholds action may change; the rest is the application's choice.
-THRESHOLDS = ("failure_threshold", "failure_rate", "slow_call_seconds", "reset_timeout")
+THRESHOLDS = (
+    "failure_threshold",
+    "failure_rate",
+    "slow_call_seconds",
+    "timeout_seconds",
+    "reset_timeout",
+)
 DEFAULT_FAILURES = 5
 
 
@@ -35,6 +43,12 @@ class BreakerSettings(BaseModel):
     )
     slow_call_seconds: float | None = Field(
         None, gt=0, description="A call slower than this counts as a failure."
+    )
+    timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="How long a call may wait: async calls are cut there, sync code reads "
+        "breaker.timeout; a call over it counts as a failure.",
     )
     reset_timeout: float = Field(
         30.0, gt=0, description="Seconds open before half-open probes are let through."
