@@ -5,6 +5,10 @@
     pool_size = client.control("db.pool_size", 20)
     if client.flag("new_checkout", unit=user_id): ...  # on, off, or on for a share of users
 
+    @client.timed("http.request_ms", route="/cart")  # milliseconds, also as `with`
+    def cart(request): ...
+    client.outcome("http", status=503)  # sent as http.error_ratio once per flush
+
     @client.cache_loader("product:{id}", ttl=300)  # selfmend warms these keys after a flush
     def load_product(id: str) -> dict: ...
 
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from selfmend.client.sender import FLUSHER_THREAD
+from selfmend.client.timing import Timed
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -121,6 +126,16 @@ def _build(settings: Settings | None, options: dict[str, Any]) -> Client:
 
 def record(name: str, value: float, **labels: str) -> None:
     default_client().record(name, value, **labels)
+
+
+def timed(name: str, **labels: str) -> Timed:
+    """Milliseconds of a block or a function as ``name``; built without the client, so a
+    decorated module imports at no cost."""
+    return Timed(record, name, labels)
+
+
+def outcome(kind: str, status: int | str, ms: float | None = None, **labels: str) -> None:
+    default_client().outcome(kind, status, ms, **labels)
 
 
 def control(key: str, default: Any = None) -> Any:

@@ -16,8 +16,10 @@ from pydantic import ValidationError
 
 from selfmend.cache import CacheLoaders
 from selfmend.client.live import LiveSettings
+from selfmend.client.outcomes import Outcomes
 from selfmend.client.quiet import QuietLog
 from selfmend.client.sender import Pushes, Sender
+from selfmend.client.timing import Timed
 from selfmend.collect.push import push_buffer
 from selfmend.config import Settings
 from selfmend.errors import ConfigurationError, InvalidInput
@@ -52,6 +54,7 @@ class Client:
             timeouts=DatabaseTimeouts.from_settings(settings),
         )
         self.quiet = QuietLog()
+        self.outcomes = Outcomes()
         self.sender = Sender(
             buffer or push_buffer(settings, self.store),
             batch_size=settings.push_batch_size,
@@ -85,6 +88,20 @@ class Client:
         event = LogEvent(ts=time.time(), level=level, message=message[:4000], logger=logger[:200])
         self.sender.add({"kind": "log", **event.model_dump()})
 
+    def timed(self, name: str, **labels: str) -> Timed:
+        """A context manager and decorator recording the milliseconds it took as ``name``."""
+        return Timed(self.record, name, labels)
+
+    def outcome(self, kind: str, status: int | str, ms: float | None = None, **labels: str) -> None:
+        """Count one request of ``kind`` (``"http"``) that ended with ``status`` (``503`` or
+        ``"5xx"``); each send then records ``<kind>.error_ratio`` and
+        ``<kind>.client_error_ratio`` for the interval's requests. With ``ms``, its duration is
+        recorded as ``<kind>.request_ms``."""
+        shown = {key: str(label) for key, label in labels.items()}
+        self.outcomes.count(kind, status, shown)
+        if ms is not None:
+            self.record(f"{kind}.request_ms", ms, **shown)
+
     def flush(self, timeout: float = 10.0) -> int:
         """Have everything recorded so far sent now, waiting ``timeout`` at most; returns how
         many items were sent. The flusher thread sends, never the caller."""
@@ -93,12 +110,18 @@ class Client:
     def _before_send(self) -> None:
         self._record_hit_ratio()
         self._report_breakers()
+        self._record_outcomes()
 
     def _report_breakers(self) -> None:
         """Each breaker's calls since the last send, as the series its patterns read
         (``selfmend/resilience/breaker/stats.py``); counted in the process, sent from here."""
         if "breakers" in self.__dict__:
             self.breakers.report(self.record)
+
+    def _record_outcomes(self) -> None:
+        """The error ratios of the requests ``outcome`` counted since the last send."""
+        for name, ratio, labels in self.outcomes.ratios():
+            self.record(name, ratio, **labels)
 
     def _record_hit_ratio(self) -> None:
         """The cache's hit ratio since the last send, the series cache_hit_ratio_low reads."""
