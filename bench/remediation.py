@@ -47,6 +47,7 @@ from selfmend.models import Sample, Severity
 from selfmend.store import Store
 from selfmend.system import System
 from tests import resources
+from tests.app_reads import app_reads_what_its_fixes_change
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = "bench.errors"
@@ -268,6 +269,9 @@ def run(args: argparse.Namespace) -> None:
     from workers import runtime
 
     system = System.from_settings(settings)
+    # The application reads the settings its patterns' fixes change: set_control changes
+    # only a setting some application reads.
+    app_reads_what_its_fixes_change(system)
     runtime.install(system)  # the chain's countdown comes from these settings
     worker = start_worker(settings, args.concurrency, args.pool)
     stop = threading.Event()

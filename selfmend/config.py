@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     )
     verify_min_samples: int = Field(3, ge=1)
     cooldown_seconds: float = Field(600.0, ge=0, description="Per (action, target).")
+    control_read_lookback_hours: float = Field(
+        24.0,
+        gt=0,
+        description="set_control changes only a live setting some application's client read "
+        "within this; one nobody reads would change nothing.",
+    )
     max_actions_per_hour: int = Field(
         20, ge=0, description="Actions applied in any hour, over every incident."
     )

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -129,6 +129,16 @@ class LogEvent(BaseModel):
     logger: str = Field("", max_length=200)
 
 
+class SettingsRead(BaseModel):
+    """The live settings an application's code asked for, reported by its client at ``ts``:
+    a setting nobody reads is no fix to change."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ts: float = Field(strict=True, allow_inf_nan=False, gt=0)
+    keys: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(max_length=1000)
+
+
 @dataclass(frozen=True)
 class Rejection:
     """Why one item of a batch was refused; ``field`` names what to fix."""
@@ -146,25 +156,26 @@ class ParsedBatch:
     samples: list[Sample]
     logs: list[LogEvent]
     rejected: list[Rejection]
+    settings_read: list[SettingsRead]
 
 
 def parse_batch(items: Iterable[Any], *, max_skew: float, now: float | None = None) -> ParsedBatch:
     """Validate pushed items one by one: keep the good ones, name the field of each bad one.
 
-    An item is a JSON object with ``kind`` "sample" (the default) or "log".
+    An item is a JSON object with ``kind`` "sample" (the default), "log" or "settings_read".
     """
     now = time.time() if now is None else now
-    batch = ParsedBatch([], [], [])
+    batch = ParsedBatch([], [], [], [])
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             batch.rejected.append(Rejection(index, "item", "must be a JSON object"))
             continue
         fields = dict(item)
         kind = fields.pop("kind", "sample")
-        model = _KINDS.get(kind)
-        if model is None:
+        if kind not in _KINDS:
             batch.rejected.append(Rejection(index, "kind", f"must be one of {sorted(_KINDS)}"))
             continue
+        model, into = _KINDS[kind]
         try:
             parsed = model.model_validate(fields)
         except ValidationError as error:
@@ -182,11 +193,16 @@ def parse_batch(items: Iterable[Any], *, max_skew: float, now: float | None = No
                 )
             )
             continue
-        (batch.logs if kind == "log" else batch.samples).append(parsed)
+        getattr(batch, into).append(parsed)
     return batch
 
 
-_KINDS: dict[str, type[BaseModel]] = {"sample": Sample, "log": LogEvent}
+# Each kind of item: its model, and the list of ``ParsedBatch`` it goes to.
+_KINDS: dict[str, tuple[type[BaseModel], str]] = {
+    "sample": (Sample, "samples"),
+    "log": (LogEvent, "logs"),
+    "settings_read": (SettingsRead, "settings_read"),
+}
 
 
 class Anomaly(BaseModel):

@@ -132,7 +132,11 @@ class System:
         built_in = [
             CacheWarm(cache),
             CacheTTL(cache, self.store.controls),
-            SetControl(self.store.controls),
+            SetControl(
+                self.store.controls,
+                self.store.settings_read,
+                lookback_seconds=self.settings.control_read_lookback_hours * 3600,
+            ),
             FeatureFlag(self.store.controls),
             CeleryPool(self.worker_pools),
             aliases,

@@ -55,6 +55,8 @@ class Client:
         )
         self.quiet = QuietLog()
         self.outcomes = Outcomes()
+        # Before the sender: its flusher thread reports the settings read from its first pass.
+        self.live = LiveSettings(self.store.controls, ttl=control_ttl, quiet=self.quiet)
         self.sender = Sender(
             buffer or push_buffer(settings, self.store),
             batch_size=settings.push_batch_size,
@@ -63,7 +65,6 @@ class Client:
             before_send=self._before_send,
             quiet=self.quiet,
         )
-        self.live = LiveSettings(self.store.controls, ttl=control_ttl, quiet=self.quiet)
 
     @property
     def dropped(self) -> int:
@@ -110,7 +111,16 @@ class Client:
     def _before_send(self) -> None:
         self._record_hit_ratio()
         self._report_breakers()
+        self._report_settings_read()
         self._record_outcomes()
+
+    def _report_settings_read(self) -> None:
+        """The live settings the application asked for since the last report: new keys at
+        once, the rest once a minute. set_control changes only a setting some application
+        reads; one nobody reads would change nothing."""
+        keys = self.live.keys_to_report()
+        if keys:
+            self.sender.add({"kind": "settings_read", "ts": time.time(), "keys": keys})
 
     def _report_breakers(self) -> None:
         """Each breaker's calls since the last send, as the series its patterns read

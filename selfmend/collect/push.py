@@ -139,6 +139,9 @@ class PushCollector:
             parsed = parse_batch(items, max_skew=self.max_skew)
             self.store.samples.insert(parsed.samples, connection)
             self.store.samples.insert_logs(parsed.logs, connection)
+            self.store.settings_read.record(
+                ((read.keys, read.ts) for read in parsed.settings_read), connection
+            )
             report.samples += len(parsed.samples)
             report.logs += len(parsed.logs)
             report.rejected += [str(r) for r in refused + parsed.rejected]

@@ -17,6 +17,7 @@ from selfmend.store.notifications import NotificationStore
 from selfmend.store.outcomes import OutcomeStore
 from selfmend.store.samples import SampleStore
 from selfmend.store.schema_versions import SchemaVersionStore
+from selfmend.store.settings_read import SettingsReadStore
 
 
 class Store:
@@ -34,6 +35,7 @@ class Store:
         self.schema_versions = SchemaVersionStore(engine)
         self.heals = HealStore(engine)
         self.breaker_events = BreakerEventLog(engine)
+        self.settings_read = SettingsReadStore(engine)
 
     @classmethod
     def from_url(

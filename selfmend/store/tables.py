@@ -402,3 +402,13 @@ audit_archive = Table(
     Column("archived_at", Float, nullable=False),
     Index("uq_audit_archive_source_source_id", "source", "source_id", unique=True),
 )
+
+# The live settings some application reads, by key, with when one last did: the client reports
+# the keys its code asked for, so an action that changes a setting nobody reads is refused
+# rather than "fixing" a fault by changing nothing.
+settings_read = Table(
+    "settings_read",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("last_read_at", Float, nullable=False),
+)

@@ -13,6 +13,7 @@ from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.models import ExecutionState, Severity
 from selfmend.store import Store
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 from tests.at_once import remediate_at_once
 from tests.resources import fresh_database
 
@@ -44,6 +45,7 @@ def build(tmp_path) -> Iterator:
         Store.from_url(store_url, migrate=True).close()  # as `selfmend db upgrade`
         defaults = dict(home=tmp_path, store_url=store_url, mode="auto", max_actions_per_hour=1000)
         built.append(System.from_settings(Settings(**{**defaults, **settings}), patterns=patterns))
+        app_reads_what_its_fixes_change(built[-1])
         return built[-1]
 
     yield system

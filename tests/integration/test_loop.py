@@ -18,6 +18,7 @@ from selfmend.client import Client
 from selfmend.detect.patterns import ActionSpec
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.store.tables import executions
+from tests.app_reads import app_reads
 from tests.integration.conftest import FAST_PATTERNS, FakeShopCache, wait_for
 
 pytestmark = pytest.mark.integration
@@ -108,6 +109,8 @@ def test_failed_verification_rolls_back(celery_app, install, settings):
 
 
 def open_cache_incident(system) -> int:
+    # The shop reads cache.warm, as FakeShopCache does: set_control changes only what is read.
+    app_reads(system.settings, system.store, "cache.warm", default=False)
     incident, created = system.store.incidents.open(
         pattern=CACHE_PATTERN,
         target='cache.hit_ratio{service="shop"}',
@@ -176,7 +179,7 @@ def test_kill_switch_on_applies_nothing(celery_app, install):
 
     assert result["decision"] == "skipped"
     assert "kill switch" in result["reason"]
-    assert system.store.controls.get("cache.warm") is None
+    assert system.store.controls.get("cache.warm") is False  # as the shop's first read left it
     assert ExecutionState.APPLIED not in states(system, incident_id)
     assert system.store.incidents.get(incident_id).status is IncidentStatus.OPEN
 
@@ -192,7 +195,7 @@ def test_dry_run_plans_and_does_not_apply(celery_app, install):
         ExecutionState.PLANNED,
         ExecutionState.DRY_RUN,
     ]
-    assert system.store.controls.get("cache.warm") is None
+    assert system.store.controls.get("cache.warm") is False  # as the shop's first read left it
 
 
 def test_high_risk_action_waits_for_approval_and_runs_after_cli_approve(

@@ -8,6 +8,7 @@ from selfmend.config import Settings
 from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.models import ExecutionState, IncidentStatus, Severity
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 from tests.at_once import remediate_at_once
 from tests.unit.shop import DiesApplying
 
@@ -30,9 +31,11 @@ PATTERNS = tuple(pattern(f"fault_{index}", SHARED) for index in range(6))
 
 def build(tmp_path, patterns=PATTERNS, **settings) -> System:
     defaults = dict(home=tmp_path, mode="auto", cooldown_seconds=600, retry_seconds=60)
-    return System.from_settings(
+    system = System.from_settings(
         Settings(**{**defaults, **settings}), patterns=patterns, action_factories=(DiesApplying,)
     )
+    app_reads_what_its_fixes_change(system)
+    return system
 
 
 def open_incident(system: System, name: str) -> int:

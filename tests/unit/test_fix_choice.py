@@ -12,6 +12,7 @@ from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.remedy.base import with_labels
 from selfmend.remedy.choice import ranked
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 from tests.unit.shop import PATTERNS, RestartShop, fault, verify_with
 
 
@@ -23,7 +24,9 @@ def build(tmp_path, plannable: bool = True, patterns=PATTERNS) -> System:
     def restart_shop(store) -> RestartShop:
         return RestartShop(store, plannable=plannable)
 
-    return System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
+    system = System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
+    app_reads_what_its_fixes_change(system)
+    return system
 
 
 def planned_reason(system: System, incident_id: int, action: str) -> str:

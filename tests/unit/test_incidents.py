@@ -11,6 +11,7 @@ from selfmend.detect.correlate import layer, rank, related
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.models import ExecutionState, IncidentStatus, Risk, Sample, Severity
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 
 PATTERNS = parse_patterns(
     tomllib.loads("""
@@ -46,7 +47,9 @@ def test_root_cause_is_the_earliest_onset_with_a_head_start_for_lower_layers():
 @pytest.fixture
 def system(tmp_path):
     settings = Settings(home=tmp_path, mode="auto", cooldown_seconds=0)
-    return System.from_settings(settings, patterns=PATTERNS)
+    system = System.from_settings(settings, patterns=PATTERNS)
+    app_reads_what_its_fixes_change(system)
+    return system
 
 
 def feed(system: System, name: str, labels: dict[str, str], spike_at: int, stays: bool = False):

@@ -13,6 +13,7 @@ from selfmend.detect.patterns import ActionSpec, MetricCondition, Pattern
 from selfmend.models import Sample, Severity
 from selfmend.remedy.notify import retry_delay
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 
 
 class Receiver:
@@ -73,7 +74,9 @@ def build(tmp_path, url: str | None, *patterns: Pattern) -> System:
         settle_seconds=1,
         verify_window_seconds=5,
     )
-    return System.from_settings(settings, patterns=patterns)
+    system = System.from_settings(settings, patterns=patterns)
+    app_reads_what_its_fixes_change(system, default=False)
+    return system
 
 
 def incident_of(system: System, name: str) -> int:
@@ -120,7 +123,7 @@ def test_an_approval_request_says_what_would_be_done_and_how_to_approve(tmp_path
     (body,) = receiver.bodies
     assert body["selfmend"]["kind"] == "approval_requested"
     shown = body["blocks"][0]["text"]["text"]
-    assert "Why: set app.safe_mode from unset to True (high risk)" in shown
+    assert "Why: set app.safe_mode from False to True (high risk)" in shown
     assert f"`selfmend approve {incident_id}`" in shown
 
 

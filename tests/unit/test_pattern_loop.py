@@ -10,6 +10,7 @@ from selfmend.config import Settings
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.models import IncidentStatus, LogEvent, Sample
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 
 PATTERNS = parse_patterns(
     tomllib.loads("""
@@ -45,7 +46,9 @@ def system(tmp_path):
     settings = Settings(
         home=tmp_path, mode="auto", settle_seconds=1, verify_window_seconds=5, cooldown_seconds=0
     )
-    return System.from_settings(settings, patterns=PATTERNS)
+    system = System.from_settings(settings, patterns=PATTERNS)
+    app_reads_what_its_fixes_change(system)
+    return system
 
 
 def record(system: System, series: str, values: list[float], start: float, **labels: str) -> None:

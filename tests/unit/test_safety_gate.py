@@ -13,6 +13,7 @@ from selfmend.models import ExecutionState, IncidentStatus, Risk, Severity
 from selfmend.remedy.approvals import approve
 from selfmend.remedy.executor import Remediation
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 from tests.at_once import remediate_at_once
 from tests.unit.shop import DiesApplying
 
@@ -34,7 +35,9 @@ PATTERNS = (*(pattern(f"fault_{index}") for index in range(8)), pattern("risky",
 
 def build(tmp_path, **settings) -> System:
     defaults = dict(home=tmp_path, mode="auto", cooldown_seconds=0, retry_seconds=60)
-    return System.from_settings(Settings(**{**defaults, **settings}), patterns=PATTERNS)
+    system = System.from_settings(Settings(**{**defaults, **settings}), patterns=PATTERNS)
+    app_reads_what_its_fixes_change(system)
+    return system
 
 
 def open_incident(system: System, name: str) -> int:

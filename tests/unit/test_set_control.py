@@ -1,18 +1,26 @@
 import pytest
 
+from selfmend.config import Settings
 from selfmend.errors import ActionError, StepTooLarge
 from selfmend.remedy.actions.set_control import SetControl
 from selfmend.store import Store
+from tests.app_reads import app_reads
 
 
 @pytest.fixture
 def store(tmp_path):
-    return Store.from_url(f"sqlite:///{tmp_path / 'store.db'}", migrate=True)
+    store = Store.from_url(f"sqlite:///{tmp_path / 'store.db'}", migrate=True)
+    app_reads(Settings(home=tmp_path), store, "db.pool_size", default=50)
+    return store
+
+
+def set_control(store) -> SetControl:
+    return SetControl(store.controls, store.settings_read, lookback_seconds=24 * 3600)
 
 
 def test_apply_then_rollback_restores_the_old_value(store):
     store.controls.set("db.pool_size", 50, actor="app")
-    action = SetControl(store.controls)
+    action = set_control(store)
     plan = action.plan({"key": "db.pool_size", "delta": -20, "minimum": 5})
 
     assert action.apply(plan)["changed"] is True
@@ -22,8 +30,10 @@ def test_apply_then_rollback_restores_the_old_value(store):
     assert store.controls.get("db.pool_size") == 50
 
 
-def test_rollback_of_a_setting_that_did_not_exist_removes_it(store):
-    action = SetControl(store.controls)
+def test_rollback_of_a_setting_that_did_not_exist_removes_it(tmp_path, store):
+    app_reads(Settings(home=tmp_path), store, "cache.warm", default=False)
+    store.controls.delete("cache.warm", actor="ops")  # read, and removed by an operator since
+    action = set_control(store)
     plan = action.plan({"key": "cache.warm", "value": True})
     action.apply(plan)
     action.rollback(plan)
@@ -32,7 +42,7 @@ def test_rollback_of_a_setting_that_did_not_exist_removes_it(store):
 
 def test_step_bound_and_clamp(store):
     store.controls.set("db.pool_size", 8, actor="app")
-    action = SetControl(store.controls)
+    action = set_control(store)
     with pytest.raises(StepTooLarge, match="max_step"):
         action.plan({"key": "db.pool_size", "delta": -80})
     assert action.plan({"key": "db.pool_size", "delta": -20, "minimum": 5}).params["value"] == 5
@@ -49,4 +59,4 @@ def test_step_bound_and_clamp(store):
 )
 def test_bad_params_are_refused_naming_the_field(store, params, field):
     with pytest.raises(ActionError, match=field):
-        SetControl(store.controls).plan(params)
+        set_control(store).plan(params)

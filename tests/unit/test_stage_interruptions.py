@@ -22,6 +22,7 @@ from selfmend.resilience.breaker.fallback_storage import FallbackStorage
 from selfmend.resilience.schema.watch import SchemaWatch
 from selfmend.store import Store
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 from workers.app import create_app
 from workers.limits import StageTask
 
@@ -120,6 +121,7 @@ def test_a_schema_watch_at_the_soft_limit_watches_no_further_database(tmp_path):
 def test_an_apply_at_the_soft_limit_is_neither_failed_nor_escalated(tmp_path, monkeypatch):
     settings = Settings(home=tmp_path / "home", mode="auto", settle_seconds=1, cooldown_seconds=0)
     system = System.from_settings(settings, patterns=STALLED)
+    app_reads_what_its_fixes_change(system)
     now = time.time()
     system.store.samples.insert(
         [Sample(series="shop.orders_pending", ts=now - 19 + i, value=30.0) for i in range(20)]

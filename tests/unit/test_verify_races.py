@@ -12,6 +12,7 @@ from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.remedy.executor import Remediation
 from selfmend.store.executions import Execution
 from selfmend.system import System
+from tests.app_reads import app_reads_what_its_fixes_change
 from tests.unit.shop import PATTERNS, RestartShop, fault, pending, verify_with
 
 KILLED = SystemExit("worker killed between the verdict and the rollback")
@@ -33,6 +34,7 @@ def build(tmp_path, patterns=PATTERNS, faults=()) -> tuple[System, RestartShop]:
         return made[-1]
 
     system = System.from_settings(settings, patterns=patterns, action_factories=(restart_shop,))
+    app_reads_what_its_fixes_change(system)
     return system, made[0]
 
 

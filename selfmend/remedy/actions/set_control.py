@@ -2,10 +2,15 @@
 
 A setting is set to a value, or moved by a numeric ``delta`` clamped to ``minimum``/``maximum``
 and bounded by ``max_step``. Undo restores the old value, or removes a setting that was unset.
+
+Only a setting some application read within ``lookback_seconds`` (its client reports the keys
+it reads) is changed: setting one nobody reads changes nothing, and would pass for a fix while
+the fault goes on. The plan refuses it, so the next candidate fix is tried or a person told.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -14,6 +19,7 @@ from selfmend.errors import ActionError, StepTooLarge
 from selfmend.models import Risk
 from selfmend.remedy.base import Plan, parse_params
 from selfmend.store.controls import ControlStore
+from selfmend.store.settings_read import SettingsReadStore
 
 RESERVED_PREFIX = "selfmend."
 _MISSING = object()
@@ -44,12 +50,22 @@ class SetControl:
     risk = Risk.LOW
     reversible = True
 
-    def __init__(self, controls: ControlStore, actor: str = "selfmend") -> None:
+    def __init__(
+        self,
+        controls: ControlStore,
+        settings_read: SettingsReadStore,
+        *,
+        lookback_seconds: float,
+        actor: str = "selfmend",
+    ) -> None:
         self.controls = controls
+        self.settings_read = settings_read
+        self.lookback_seconds = lookback_seconds
         self.actor = actor
 
     def plan(self, params: dict[str, Any]) -> Plan:
         parsed = parse_params(SetControlParams, self.name, params)
+        self._check_read(parsed.key)
         current = self.controls.get(parsed.key, _MISSING)
         target_value = self._target_value(parsed, current)
         undo = {"existed": False} if current is _MISSING else {"existed": True, "value": current}
@@ -61,6 +77,16 @@ class SetControl:
             undo,
             f"set {parsed.key} from {shown} to {target_value!r}",
         )
+
+    def _check_read(self, key: str) -> None:
+        last_read = self.settings_read.last_read(key)
+        if last_read is None or last_read < time.time() - self.lookback_seconds:
+            hours = self.lookback_seconds / 3600
+            when = "ever" if last_read is None else f"in the last {hours:g} h"
+            raise ActionError(
+                f"{self.name}: no application reads {key} (no client reported reading it "
+                f"{when}), so changing it would change nothing"
+            )
 
     def _target_value(self, params: SetControlParams, current: Any) -> Any:
         if params.delta is None:
