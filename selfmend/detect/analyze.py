@@ -20,8 +20,10 @@ import numpy as np
 import structlog
 
 from selfmend.detect.base import Detector
+from selfmend.detect.baseline import BandReader, recorded
 from selfmend.detect.choice import DetectorChoice, choice_for
 from selfmend.detect.correlate import Signal, priority, rank, related
+from selfmend.detect.history import Baselines
 from selfmend.detect.multivariate import ServiceForest, ServiceVerdict
 from selfmend.detect.patterns import LogCondition, Match, Pattern, SeriesReader
 from selfmend.models import (
@@ -92,10 +94,12 @@ class _Watch:
 
 @dataclass(frozen=True)
 class _Recent:
-    """The recent samples of the series patterns name, and the recent log lines."""
+    """The recent samples of the series patterns name, the recent log lines, and the bands
+    learned conditions judge by."""
 
     windows: SeriesReader
     logs: list[LogEvent]
+    bands: BandReader
 
 
 class Analyzer:
@@ -105,11 +109,12 @@ class Analyzer:
         self.store = store
         self.patterns = {pattern.name: pattern for pattern in patterns}
         self.settings = settings
-        metrics = [metric for p in patterns for metric in p.condition.metric_conditions()]
+        metrics = [metric for p in patterns for metric in p.reads()]
         self._pattern_series = {metric.series for metric in metrics}
         self._metric_window = max((metric.window for metric in metrics), default=0.0)
         logs = [p.condition for p in patterns if isinstance(p.condition, LogCondition)]
         self._log_window = max((condition.window for condition in logs), default=0.0)
+        self._baselines = Baselines(store, metrics)
         # What this process left each series with, by series id: reused while the store's
         # cursor still stands where it left it, so a warm pass reads no saved state.
         self._warm: dict[int, _Watch] = {}
@@ -153,17 +158,22 @@ class Analyzer:
             self._pattern_series, now - self._metric_window
         )
         logs = self.store.samples.logs_since(now - self._log_window) if self._log_window else []
-        return _Recent(windows, logs)
+        return _Recent(windows, logs, self._baselines.at(now))
 
-    def _match(self, pattern: Pattern, now: float, recent: _Recent) -> list[Match]:
+    def _match(
+        self, pattern: Pattern, now: float, recent: _Recent, bands: BandReader | None = None
+    ) -> list[Match]:
+        """The pattern's matches now, judged by ``bands`` (the current ones by default)."""
         condition = pattern.condition
         if isinstance(condition, LogCondition):
             lines = _matching_logs(condition, recent.logs, now)
             if not lines:
                 return []
             return [Match(pattern, LOG_TARGET, float(len(lines)), {"lines": lines[:5]})]
-        held = condition.holding(recent.windows, now)
-        return [Match(pattern, key, value, {"value": value}) for key, value in held.items()]
+        if pattern.silenced(recent.windows, now, recent.bands):
+            return []
+        held = condition.holding(recent.windows, now, bands or recent.bands)
+        return [Match(pattern, key, h.value, h.evidence()) for key, h in held.items()]
 
     def _signal(self, match: Match, now: float) -> Signal:
         pattern = match.pattern
@@ -291,7 +301,9 @@ class Analyzer:
             # The integration check judges its own incidents; a pattern removed from the
             # catalogue is left to a person.
             return True
-        matches = self._match(pattern, now, recent)
+        # Judged by the limits it opened on, as its verification is.
+        opened_on = recorded(incident.evidence, incident.target, recent.bands)
+        matches = self._match(pattern, now, recent, opened_on)
         return any(match.target == incident.target for match in matches)
 
     def _detect(

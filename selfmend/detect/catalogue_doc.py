@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import get_args
 
 from selfmend.collect import celery_queues, postgres, redis
+from selfmend.detect.aggregates import exact
+from selfmend.detect.baseline import Learn
 from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.detect.patterns import Aggregate, Comparison, LogCondition, Pattern
@@ -82,14 +84,37 @@ def render() -> str:
         '"below 0.8 for the last 60 s", and the samples must span at least half the window. '
         "`rate` is the per-second increase of a counter. Conditions joined by *and* (`all`) "
         "fire on the series of the first, when the others hold on series whose shared labels "
-        "(`instance`, `database`, ...) have the same values; *or* (`any`) fires on any.",
+        "(`instance`, `database`, ...) have the same values; *or* (`any`) fires on any. "
+        "A pattern with *unless* does not fire while that condition holds on any series.",
         "",
+        *_learned_section(),
     ]
     for area, members in _by_area(patterns).items():
         lines += [f"## {area}", "", *_pattern_table(members), ""]
     lines += ["## Series the patterns read", "", *_series_table(patterns), ""]
     lines += _user_patterns_section()
     return "\n".join(lines)
+
+
+def _learned_section() -> list[str]:
+    """What ``learned`` means, with the defaults and the reason each holds for series in
+    general, read from the model so the page cannot drift from it."""
+    lines = [
+        "A limit written `learned` is the series' own: the same aggregate over its past windows "
+        "(the current one left out, so a fault does not teach itself) gives a median and a "
+        "usual edge, and the pattern fires past `max(edge, median * (1 + change), median + "
+        "floor)` (for `<`, the mirror image). A series fires on its band only once it has "
+        "shown its usual behaviour for the warm-up; `min(learned, 5000)` adds a hard limit a "
+        "person set, which fires whatever the band. The incident records the limit it was "
+        "judged against, and the fix is verified against that limit. `learned(floor=0.05)` "
+        "names the fields a pattern sets apart from these defaults:",
+        "",
+        "| field | default | why |",
+        "| --- | --- | --- |",
+    ]
+    for name, field in Learn.model_fields.items():
+        lines.append(_row([f"`{name}`", exact(float(field.default)), field.description or ""]))
+    return [*lines, ""]
 
 
 def _by_area(patterns: Iterable[Pattern]) -> dict[str, list[Pattern]]:
@@ -105,7 +130,10 @@ def _pattern_table(patterns: list[Pattern]) -> list[str]:
     rows = ["| pattern | condition | severity | fix | why |", "| --- | --- | --- | --- | --- |"]
     for pattern in patterns:
         fix = " or ".join(f"`{a.describe()}`" for a in pattern.actions) or "escalate"
-        cells = [f"`{pattern.name}`", f"`{pattern.condition.describe()}`", pattern.severity]
+        condition = f"`{pattern.condition.describe()}`"
+        if pattern.unless is not None:
+            condition += f" unless `{pattern.unless.describe()}`"
+        cells = [f"`{pattern.name}`", condition, pattern.severity]
         rows.append(_row([*cells, fix, pattern.why]))
     return rows
 
@@ -113,7 +141,7 @@ def _pattern_table(patterns: list[Pattern]) -> list[str]:
 def _series_table(patterns: Iterable[Pattern]) -> list[str]:
     readers: dict[str, list[str]] = {}
     for pattern in patterns:
-        for metric in pattern.condition.metric_conditions():
+        for metric in pattern.reads():
             readers.setdefault(metric.series, []).append(f"`{pattern.name}`")
     rows = ["| series | measured by | read by |", "| --- | --- | --- |"]
     for series in sorted(readers):
@@ -139,7 +167,10 @@ def _user_patterns_section() -> list[str]:
         f'`aggregate` one of {aggregates} and `op` one of {ops}; `{{ kind = "all" | "any", '
         'of = [two or more of those] }`; or `{ kind = "log", regex, level, window }` '
         f"(`level` defaults to `{LogCondition.model_fields['level'].default}`, the regular "
-        "expression ignores case). `window` is in seconds; `threshold` is a finite number.",
+        "expression ignores case). `window` is in seconds; `threshold` is a finite number. "
+        "Instead of a threshold, or beside it as a hard limit, `learn = {}` judges each series "
+        "against its own band, with any of the fields above: `learn = { floor = 0.05 }`.",
+        "- `unless`: a metric condition; the pattern does not fire while it holds on any series.",
         "- `action`: `{ name, params, risk }`, naming an action of the catalogue in the README; "
         "or `actions`: a list of them, candidates ranked by how often each fixed this pattern "
         "before (untried ones in the order given) and tried in turn while verification fails. "

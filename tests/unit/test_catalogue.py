@@ -77,13 +77,16 @@ def test_each_built_in_validates_again_from_its_own_dump(pattern):
 
 # What the demo and the integration tests rely on.
 DEMO_PATTERNS = {
-    "slow_queries": ("p95(db.query_ms, 60s) > 200", 'set_control key="db.query_cache" value=true'),
+    "slow_queries": (
+        "p95(db.query_ms, 60s) > learned",
+        'set_control key="db.query_cache" value=true',
+    ),
     "cache_hit_ratio_low": (
-        "max(cache.hit_ratio, 30s) < 0.8",
+        "max(cache.hit_ratio, 30s) < learned",
         'cache_warm max_keys=1000 or set_control key="cache.warm" value=true',
     ),
     "redis_hit_ratio_low": (
-        "max(redis.hit_ratio, 60s) < 0.8",
+        "max(redis.hit_ratio, 60s) < learned",
         'set_control key="cache.warm" value=true',
     ),
     "db_connections_high": (
@@ -91,7 +94,10 @@ DEMO_PATTERNS = {
         'set_control key="db.pool_size" delta=-20 minimum=5',
     ),
     "method_not_found": ("ERROR log line matching /method.*not found/ within 120s", None),
-    "celery_queue_backlog": ("min(celery.queue_depth, 60s) > 100", "celery_pool grow=1"),
+    "celery_queue_backlog": (
+        "min(celery.queue_depth, 60s) > learned(floor=100)",
+        "celery_pool grow=1",
+    ),
 }
 
 

@@ -27,6 +27,11 @@ def reader(windows: dict[str, list[tuple[float, float]]]):
     return read
 
 
+def values(held) -> dict[str, float]:
+    """Each series a condition holds on, with the aggregate that made it hold."""
+    return {key: found.value for key, found in held.items()}
+
+
 def metric(series: str, aggregate: str, op: str, threshold: float, **fields) -> MetricCondition:
     return MetricCondition(
         series=series, aggregate=aggregate, op=op, threshold=threshold, window=60, **fields
@@ -50,7 +55,7 @@ def test_rate_condition_fires_on_growth_and_not_on_a_flat_counter():
     grew = {"postgres.deadlocks_total": points(7, 7, 8, 8, 8, 8)}  # one deadlock in 50 s
 
     assert deadlocks.holding(reader(flat), NOW) == {}
-    assert deadlocks.holding(reader(grew), NOW) == {
+    assert values(deadlocks.holding(reader(grew), NOW)) == {
         "postgres.deadlocks_total": pytest.approx(1 / 50)
     }
 
@@ -62,7 +67,7 @@ def test_a_condition_without_samples_over_half_its_window_does_not_fire():
 
     assert backlog.evaluate(short["celery.queue_depth"], NOW) is None
     assert backlog.holding(reader(short), NOW) == {}
-    assert backlog.holding(reader(enough), NOW) == {"celery.queue_depth": 500}
+    assert values(backlog.holding(reader(enough), NOW)) == {"celery.queue_depth": 500}
 
 
 def test_labels_select_the_series_a_condition_reads():
@@ -98,7 +103,7 @@ def test_all_fires_on_its_first_series_when_the_others_hold_on_the_same_instance
         'redis.used_memory_bytes{instance="b"}': points(1e6, 1e6, 1e6, 1e6),
     }
 
-    assert FRAGMENTED.holding(reader(windows), NOW) == {
+    assert values(FRAGMENTED.holding(reader(windows), NOW)) == {
         'redis.mem_fragmentation_ratio{instance="a"}': 2.0
     }
 
@@ -124,7 +129,7 @@ def test_all_pairs_series_that_share_no_labels():
     idle = {"celery.active_tasks": points(1, 1, 0, 1)}
     busy = {"celery.active_tasks": points(1, 6, 6, 6)}
 
-    assert stalled.holding(reader({**waiting, **idle}), NOW) == {
+    assert values(stalled.holding(reader({**waiting, **idle}), NOW)) == {
         'celery.queue_depth{queue="orders"}': 40
     }
     assert stalled.holding(reader({**waiting, **busy}), NOW) == {}

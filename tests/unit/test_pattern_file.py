@@ -63,6 +63,43 @@ def test_a_valid_file_gives_its_patterns(tmp_path):
         (('why = "check_payments: orders pile up."', 'why = ""'), "why", "at least 1 character"),
         (("threshold = 5 }", 'threshold = 5, unit = "s" }'), "condition.unit", "not a known key"),
         (('severity = "high"', 'severity = "high"\nowner = "me"'), "owner", "not a known key"),
+        (
+            ("threshold = 5 }", "learn = { floor = 1, span = 60 } }"),
+            "condition.learn.span",
+            "not a known key",
+        ),
+        (
+            ("threshold = 5 }", "learn = { quantile = 0.3 } }"),
+            "condition.learn.quantile",
+            "greater than 0.5",
+        ),
+        (
+            ("threshold = 5 }", "learn = { warm_up = 7200, history = 3600 } }"),
+            "condition.learn",
+            "longer than history",
+        ),
+        (
+            ("threshold = 5 }", "learn = { floor = -1 } }"),
+            "condition.learn.floor",
+            "greater than or equal to 0",
+        ),
+        ((", threshold = 5 }", " }"), "condition", "give a threshold"),
+        (
+            (
+                'why = "',
+                'unless = { series = "x", aggregate = "count", window = 60, op = ">" }\nwhy = "',
+            ),
+            "unless",
+            "give a threshold",
+        ),
+        (
+            (
+                'why = "',
+                'unless = { series = "x", aggregate = "count", window = 60, op = ">", threshold = 0, by = 1 }\nwhy = "',
+            ),
+            "unless.by",
+            "not a known key",
+        ),
     ],
 )
 def test_a_mistake_names_the_pattern_and_the_field(tmp_path, change, field, problem):
