@@ -132,13 +132,28 @@ class Verifier:
             outside = sum(not low <= value <= high for _, value in points)
             verdict = Verdict.FIXED if outside == 0 else Verdict.NOT_FIXED
             return verdict, {"samples": len(points), "outside_band": outside, "band": [low, high]}
-        # Every metric condition of the pattern that reads the incident's series must clear.
+        # Every metric condition of the pattern that reads the incident's series must clear,
+        # judged against the limit detection recorded: a learned band moves with time, and the
+        # fix answers the limit the incident was opened on. A condition with neither a recorded
+        # limit nor a threshold (a learned one that did not hold on this series) is not judged.
         metrics = self.patterns[incident.pattern].condition.metric_conditions()
-        judged = {c.describe(): c for c in metrics if c.selects(incident.series_key or "")}
-        values = {text: c.aggregate_of(points) for text, c in judged.items()}
-        holding = [text for text, c in judged.items() if c.holds(values[text])]
-        verdict = Verdict.FIXED if judged and not holding else Verdict.NOT_FIXED
-        return verdict, {"samples": len(points), "values": values, "still_holding": holding}
+        recorded = incident.evidence.get("limits", {})
+        limits = {
+            c.describe(): (c, limit)
+            for c in metrics
+            if c.selects(incident.series_key or "")
+            and (limit := c.recorded_limit(recorded)) is not None
+        }
+        values = {text: c.aggregate_of(points) for text, (c, _) in limits.items()}
+        holding = [text for text, (c, limit) in limits.items() if c.holds(values[text], limit)]
+        verdict = Verdict.FIXED if limits and not holding else Verdict.NOT_FIXED
+        judged = {text: limit for text, (_, limit) in limits.items()}
+        return verdict, {
+            "samples": len(points),
+            "values": values,
+            "limits": judged,
+            "still_holding": holding,
+        }
 
     def _routed(
         self, incident: Incident, start: float, end: float
