@@ -38,6 +38,11 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_transport=EMBEDDED_TRANSPORT if settings.embedded_broker else None,
         broker_transport_options=settings.broker_transport_options(),
         broker_connection_retry_on_startup=True,
+        # A broker that restarts, or stays down a while, is waited for however long it takes:
+        # Celery's default gives up after 100 attempts (about 50 minutes at 30 s apart), and a
+        # beat whose first send gives up so ends its schedule.
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         result_backend=settings.resolved_result_backend,
         result_extended=True,
         # Pickle lets anyone who can write to the broker run code: JSON only, everywhere.
