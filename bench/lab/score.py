@@ -2,7 +2,8 @@
 (incidents, applied actions, verdicts), what the lab did (each fault's ground truth) and what
 the shop's users saw (every request). ``run.py`` reads the records; nothing here does I/O.
 
-Per fault: detected (an incident opened between its start and its end plus a grace), time to
+Per fault: detected (an incident opened between its start and its end plus a grace, or the next
+fault's start if that comes first), time to
 detect, the actions applied, verified (a ``fixed`` verdict on a fix applied before the lab undid
 the fault), time to the verified fix, whether the objective broke and whether it recovered
 because of the fix: a fix applied before the undo, and the objective held over the last stretch
@@ -139,17 +140,34 @@ def in_window(ts: float, fault: FaultWindow) -> bool:
     return fault.started <= ts < fault.ended + GRACE_SECONDS
 
 
+def owner(ts: float, faults: Sequence[FaultWindow]) -> FaultWindow | None:
+    """The fault a moment belongs to: the latest started whose window holds it, so a grace
+    that reaches into the next fault gives that fault's incidents to the next fault."""
+    holding = [fault for fault in faults if in_window(ts, fault)]
+    return max(holding, key=lambda fault: fault.started, default=None)
+
+
+def attribute(
+    incidents: Sequence[Incident], faults: Sequence[FaultWindow]
+) -> dict[str, list[Incident]]:
+    """Each fault's incidents by name, oldest first; incidents of no fault are left out."""
+    owned: dict[str, list[Incident]] = {fault.name: [] for fault in faults}
+    for incident in sorted(incidents, key=lambda incident: incident.opened_at):
+        fault = owner(incident.opened_at, faults)
+        if fault is not None:
+            owned[fault.name].append(incident)
+    return owned
+
+
 def score_fault(
     fault: FaultWindow,
-    incidents: Sequence[Incident],
+    mine: Sequence[Incident],
     executions: Sequence[Execution],
     verifications: Sequence[Verification],
     hits: Sequence[Hit],
     objective: Objective,
 ) -> FaultScore:
-    mine = sorted(
-        (i for i in incidents if in_window(i.opened_at, fault)), key=lambda i: i.opened_at
-    )
+    """``mine``: the fault's incidents (``attribute``), oldest first."""
     ids = {incident.id for incident in mine}
     applied = sorted(
         (e for e in executions if e.incident_id in ids and e.state == "applied"),
@@ -168,7 +186,7 @@ def score_fault(
         recovered = len(tail) >= MIN_REQUESTS and objective.holds(tail)
     return FaultScore(
         name=fault.name,
-        incidents=mine,
+        incidents=list(mine),
         ttd=mine[0].opened_at - fault.started if mine else None,
         actions=[e.action for e in applied],
         fixed_at=fixed_at,
@@ -189,7 +207,7 @@ def false_incidents_per_hour(
     false = [
         i
         for i in incidents
-        if run_start <= i.opened_at < run_end and not any(in_window(i.opened_at, f) for f in faults)
+        if run_start <= i.opened_at < run_end and owner(i.opened_at, faults) is None
     ]
     return len(false) / free_hours if free_hours else 0.0
 

@@ -52,14 +52,28 @@ def test_an_incident_before_the_fault_or_after_its_grace_is_not_its_detection():
         Incident(1, "anomaly", "x", FAULT.started - 1),
         Incident(2, "anomaly", "x", FAULT.ended + score.GRACE_SECONDS + 1),
     ]
-    result = score.score_fault(FAULT, incidents, [], [], traffic(1000, 1120, 0.05), OBJECTIVE)
+    mine = score.attribute(incidents, [FAULT])[FAULT.name]
+    result = score.score_fault(FAULT, mine, [], [], traffic(1000, 1120, 0.05), OBJECTIVE)
     assert not result.detected and result.ttd is None and not result.healed
 
 
 def test_an_incident_in_the_grace_after_the_undo_still_counts():
     incidents = [Incident(3, "slow_queries", "db", FAULT.ended + 10)]
-    result = score.score_fault(FAULT, incidents, [], [], [], OBJECTIVE)
+    mine = score.attribute(incidents, [FAULT])[FAULT.name]
+    result = score.score_fault(FAULT, mine, [], [], [], OBJECTIVE)
     assert result.detected and result.ttd == 130.0
+
+
+def test_a_grace_reaching_into_the_next_fault_gives_its_incidents_to_the_next_fault():
+    following = FaultWindow("slow_dependency", FAULT.ended + 20, FAULT.ended + 140)
+    incidents = [
+        Incident(1, "cache_hit_ratio_low", "c", FAULT.ended + 5),
+        Incident(2, "http_upstream_errors", "d", following.started + 10),
+    ]
+    owned = score.attribute(incidents, [FAULT, following])
+    assert [i.id for i in owned[FAULT.name]] == [1]
+    assert [i.id for i in owned[following.name]] == [2]
+    assert score.false_incidents_per_hour(incidents, [FAULT, following], 0.0, 3600.0) == 0.0
 
 
 def test_a_fix_applied_after_the_undo_is_neither_verified_nor_a_recovery():

@@ -7,7 +7,6 @@ fault at its end, a fault selfmend already fixed included (``undo`` tolerates th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,6 +14,7 @@ from celery import Celery
 
 from bench.lab.dependency import Dependency
 from bench.lab.env import LabEnv
+from bench.lab.processes import Child
 
 
 @dataclass
@@ -23,7 +23,7 @@ class FaultContext:
 
     env: LabEnv
     dependency: Dependency
-    restart_shop_worker: Callable[[], None]
+    shop_worker: Child
 
     def shop_celery(self) -> Celery:
         """A sender on the shop's broker, as another service or a cron would be."""

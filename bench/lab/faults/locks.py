@@ -11,7 +11,7 @@ from bench.lab.shop_db import HOT_PRODUCTS
 class LockContention:
     name = "lock_contention"
     broke = f"orders (stock rows of products 1-{HOT_PRODUCTS} locked FOR UPDATE)"
-    deadline = 150.0
+    deadline = 120.0
 
     def __init__(self, context: FaultContext) -> None:
         self.sessions = Sessions(context.env.shop_db_url, "lab-locker")

@@ -20,7 +20,7 @@ REPORT = (
 class LongQuery:
     name = "long_query"
     broke = "database CPU (a self-join of products running for minutes)"
-    deadline = 150.0
+    deadline = 120.0
 
     def __init__(self, context: FaultContext) -> None:
         self.sessions = Sessions(context.env.shop_db_url, "lab-report")

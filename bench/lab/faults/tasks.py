@@ -21,11 +21,12 @@ class _RestartsWorker:
         self.context = context
 
     def undo(self) -> None:
-        """Empty the shop's broker (the stuck or leaking messages would come back, late acks)
-        and start its worker afresh."""
+        """Stop the shop's worker, empty its broker (with late acks the stuck or leaking
+        messages would be delivered again) and start it afresh."""
+        self.context.shop_worker.stop()
         with redis.Redis.from_url(self.context.env.shop_broker_url) as broker:
             broker.flushdb()
-        self.context.restart_shop_worker()
+        self.context.shop_worker.start()
 
 
 class StuckTasks(_RestartsWorker):
