@@ -72,11 +72,13 @@ class ExecutionState(StrEnum):
     ROLLED_BACK = "rolled_back"
     IGNORED = "ignored"  # a verify of a fix no longer current: judged already, or superseded
     CLOSED = "closed"  # a person resolved the incident by hand
+    UNCREDITED = "uncredited"  # the fix changed nothing: no verdict for it, nothing to undo
 
 
 class Verdict(StrEnum):
     FIXED = "fixed"
     NOT_FIXED = "not_fixed"
+    UNCREDITED = "uncredited"  # back in band, but not the fix's doing (``selfmend.credit``)
 
 
 def series_key(name: str, labels: Mapping[str, str]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from selfmend.credit import Credit, Uncredited
 from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import Pattern
 from selfmend.detect.unregistered import UNREGISTERED_TASK_PATTERN, logged
@@ -76,6 +77,7 @@ class Verifier:
         self.patterns = {pattern.name: pattern for pattern in patterns}
         self.chooser = FixChooser(store, self.patterns)
         self.rollbacks = Rollbacks(store, catalogue)
+        self.credit = Credit(store, settle_seconds=settle_seconds, min_samples=min_samples)
         self.settle_seconds = settle_seconds
         self.window_seconds = window_seconds
         self.min_samples = min_samples
@@ -110,19 +112,46 @@ class Verifier:
         if stale is not None:
             return self._ignore(incident, remediation, applied, stale)
         if incident.pattern == UNREGISTERED_TASK_PATTERN:
-            return self._judge(incident, applied, history, *self._routed(incident, start, end))
-        if len(points) < self.min_samples:
-            if now < applied.created_at + self.longest_wait:
-                return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
-            return self._judge(
-                incident,
-                applied,
-                history,
+            verdict, after = self._routed(incident, start, end)
+        elif len(points) >= self.min_samples:
+            verdict, after = self._in_band(incident, points)
+        elif now < applied.created_at + self.longest_wait:
+            return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
+        else:
+            verdict, after = (
                 Verdict.NOT_FIXED,
-                {"samples": len(points), "reason": "no fresh measurements"},
+                {
+                    "samples": len(points),
+                    "reason": "no fresh measurements",
+                },
             )
-        verdict, after = self._in_band(incident, points)
+        uncredited = self._uncredited(incident, applied, verdict)
+        if uncredited is not None:
+            after = uncredited.after(after, back_in_band=verdict is Verdict.FIXED)
+            return self._judge(incident, applied, history, Verdict.UNCREDITED, after)
         return self._judge(incident, applied, history, verdict, after)
+
+    def _uncredited(
+        self, incident: Incident, applied: Execution, verdict: Verdict
+    ) -> Uncredited | None:
+        """Why the fix gets no credit, if it does not (``selfmend.credit``): it changed nothing,
+        or it is back in band for reasons of its own."""
+        nothing = self.credit.changed_nothing(applied)
+        if nothing is not None or verdict is not Verdict.FIXED:
+            return nothing
+        if incident.pattern == UNREGISTERED_TASK_PATTERN:
+            return None  # judged by the workers' log lines, not a series
+        return self.credit.recovering_before(
+            incident, applied, self._window(incident), self._in_band
+        ) or self.credit.as_without_a_fix(incident, applied)
+
+    def _window(self, incident: Incident) -> float:
+        """The window the incident's condition reads its series over."""
+        pattern = self.patterns.get(incident.pattern)
+        if pattern is None:
+            return self.window_seconds
+        windows = [c.window for c in pattern.condition.metric_conditions()]
+        return max(windows, default=self.window_seconds)
 
     def _in_band(
         self, incident: Incident, points: list[tuple[float, float]]
@@ -177,22 +206,46 @@ class Verifier:
         claim = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLYING)
         attempt = Attempt.from_claim(self.store, ACTOR, incident, action, claim or applied)
         before = {"root_cause": incident.root_cause, **incident.evidence}
-        if verdict is Verdict.FIXED:
-            status = IncidentStatus.RESOLVED
-            row = attempt.row(ExecutionState.VERIFIED, "back in band", result=after)
-        else:
-            status = IncidentStatus.ROLLING_BACK
-            row = owing(attempt, self._after_rollback(incident, action.name, history), after)
+        status, row = self._verdict_row(incident, attempt, applied, history, verdict, after)
         judged = self._commit(incident, applied, row, status, verdict, before, after)
         if judged is None:  # another delivery judged it first, since it was read
             fresh = self.store.incidents.get(incident.id)
             latest = self.store.executions.history(incident.id)
             why = not_current(fresh, latest, applied) or "another delivery judged it first"
             return self._ignore(fresh, Remediation.already_applied(applied, why), applied, why)
-        if verdict is not Verdict.FIXED:
+        if status is IncidentStatus.ROLLING_BACK:
             status = self.rollbacks.pay(incident, judged, ACTOR)
         log.info("incident.verified", incident_id=incident.id, verdict=str(verdict))
         return Judgement(incident.id, str(verdict), str(status), before, after)
+
+    def _verdict_row(
+        self,
+        incident: Incident,
+        attempt: Attempt,
+        applied: Execution,
+        history: list[Execution],
+        verdict: Verdict,
+        after: dict[str, Any],
+    ) -> tuple[IncidentStatus, dict[str, Any]]:
+        """What the incident becomes, and the verdict's row.
+
+        Fixed resolves it. Not fixed owes a rollback, then the next candidate or a person. A
+        fix not credited that changed something is undone like one that failed, and the
+        incident is resolved (its series is back); one that changed nothing has nothing to
+        undo, and the incident is resolved if its series is back, else open for the next
+        candidate."""
+        if verdict is Verdict.FIXED:
+            return IncidentStatus.RESOLVED, attempt.row(
+                ExecutionState.VERIFIED, "back in band", result=after
+            )
+        if verdict is Verdict.NOT_FIXED:
+            then = self._after_rollback(incident, attempt.action.name, history)
+            return IncidentStatus.ROLLING_BACK, owing(attempt, then, after)
+        if self.credit.changed_nothing(applied) is None:
+            undo = owing(attempt, IncidentStatus.RESOLVED, after, why=after["reason"])
+            return IncidentStatus.ROLLING_BACK, undo
+        status = IncidentStatus.RESOLVED if after["back_in_band"] else IncidentStatus.OPEN
+        return status, attempt.row(ExecutionState.UNCREDITED, after["reason"], result=after)
 
     def _commit(
         self,

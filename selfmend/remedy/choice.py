@@ -24,6 +24,7 @@ from selfmend.store.incidents import Incident
 FINISHED = frozenset(
     {
         ExecutionState.VERIFIED,
+        ExecutionState.UNCREDITED,
         ExecutionState.ROLLBACK_OWED,
         ExecutionState.ROLLED_BACK,
         ExecutionState.FAILED,

@@ -14,6 +14,7 @@ from selfmend.store.incidents import Incident
 _JUDGED = frozenset(
     {
         ExecutionState.VERIFIED,
+        ExecutionState.UNCREDITED,
         ExecutionState.ROLLBACK_OWED,
         ExecutionState.ROLLED_BACK,
         ExecutionState.FAILED,

@@ -37,6 +37,7 @@ _TITLES = {
 }
 _OUTCOMES = (
     ExecutionState.VERIFIED,
+    ExecutionState.UNCREDITED,
     ExecutionState.ROLLED_BACK,
     ExecutionState.FAILED,
     ExecutionState.APPLIED,

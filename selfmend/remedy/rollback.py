@@ -41,10 +41,15 @@ def owed(history: list[Execution]) -> Execution | None:
     )
 
 
-def owing(attempt: Attempt, then: IncidentStatus, after: dict[str, Any]) -> dict[str, Any]:
+def owing(
+    attempt: Attempt,
+    then: IncidentStatus,
+    after: dict[str, Any],
+    why: str = "verification failed",
+) -> dict[str, Any]:
     """The verdict's ``rollback_owed`` row (``Attempt.row`` fields): it carries the plan to undo
     and what the incident becomes once the rollback is done."""
-    reason = f"verification failed: {attempt.action.name} is to be rolled back"
+    reason = f"{why}: {attempt.action.name} is to be rolled back"
     return attempt.row(
         ExecutionState.ROLLBACK_OWED, reason, result={"then": str(then), "after": after}
     )
@@ -71,9 +76,10 @@ class Rollbacks:
             self._failed(incident, debt, actor, error, after)
             return self.store.incidents.get(incident.id).status
         undone = "rolled back" if action.reversible else "not reversible, nothing undone"
+        why = after.get("reason") or "verification failed"
         done = attempt.row(
             ExecutionState.ROLLED_BACK,
-            f"verification failed: {undone}",
+            f"{why}: {undone}",
             result={**after, "rollback": result},
         )
         self._settle(incident, debt, done)

@@ -150,18 +150,32 @@ class IncidentStore:
                 )
             )
 
+    def natural_recoveries(
+        self, pattern: str, target: str, since: float, limit: int = 50
+    ) -> list[float]:
+        """Seconds from opening to resolution of the latest incidents of (pattern, target)
+        closed since, that resolved with no fix applied and no person closing them: how long
+        the series takes to come back by itself."""
+        query = (
+            select(incidents.c.closed_at - incidents.c.opened_at)
+            .where(
+                incidents.c.pattern == pattern,
+                incidents.c.target == target,
+                incidents.c.status == str(IncidentStatus.RESOLVED),
+                incidents.c.closed_at > since,
+                ~_logged(ExecutionState.APPLIED),
+                ~_logged(ExecutionState.CLOSED),
+            )
+            .order_by(incidents.c.closed_at.desc())
+            .limit(limit)
+        )
+        with self.reads.connect() as connection:
+            return [float(seconds) for seconds in connection.execute(query).scalars()]
+
     def _closed_count(self, pattern: str, target: str, since: float) -> int:
         """Incidents of (pattern, target) closed since, that had a fix applied: flapping is a
         fix that held and a fault that came back. One that cleared by itself (a false alarm, a
         blip) says nothing about the fix, and counting it would stop the fix of a real fault."""
-        fixed = (
-            select(executions.c.id)
-            .where(
-                executions.c.incident_id == incidents.c.id,
-                executions.c.state == str(ExecutionState.APPLIED),
-            )
-            .exists()
-        )
         query = (
             select(func.count())
             .select_from(incidents)
@@ -170,7 +184,7 @@ class IncidentStore:
                 incidents.c.target == target,
                 incidents.c.open_key.is_(None),
                 incidents.c.closed_at > since,
-                fixed,
+                _logged(ExecutionState.APPLIED),
             )
         )
         with self.reads.connect() as connection:
@@ -219,3 +233,12 @@ class IncidentStore:
         query = select(incidents).where(incidents.c.status.in_([str(s) for s in statuses]))
         with self.reads.connect() as connection:
             return [Incident.from_row(row) for row in connection.execute(query.order_by("id"))]
+
+
+def _logged(state: ExecutionState) -> Any:
+    """Whether the incident's audit log has a row in ``state``, as a correlated EXISTS."""
+    return (
+        select(executions.c.id)
+        .where(executions.c.incident_id == incidents.c.id, executions.c.state == str(state))
+        .exists()
+    )

@@ -55,6 +55,8 @@ class OutcomeStore:
                 "created_at": now,
             },
         )
+        if verdict is Verdict.UNCREDITED:
+            return  # no evidence either way of what the fix does for this pattern
         fixed = verdict is Verdict.FIXED
         connection.execute(
             self._count,
