@@ -2,7 +2,8 @@
 
 Faults are injected on a schedule after a fault-free stretch; the demo ends when every fault's
 incident is closed (or at the deadline) with a table of when each was injected, detected, fixed
-and verified. Demo time runs faster: pattern windows are divided by ``speed``.
+and verified. Demo time runs faster: pattern windows, and the history learned patterns need, are
+divided by ``speed``; the shop recalls that history (a normal stretch) before it starts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from selfmend.demo.progress import Heartbeat, waiting_for
 from selfmend.demo.simapp import FAULT_PATTERNS, SimulatedShop
 from selfmend.demo.timeline import FaultRow, compressed, false_incidents, fault_rows
 from selfmend.detect.catalogue import BUILTIN_PATTERNS
+from selfmend.detect.patterns import Pattern
 from selfmend.store import Store
 
 QUIET_SECONDS = 5.0  # the longest the demo stays silent
@@ -34,9 +36,13 @@ def run_demo(
     configure_logging("WARNING", json=False)
     settings: Settings = app.selfmend_settings
     Store.from_url(settings.resolved_store_url, migrate=True).close()  # its own migrate job
-    system = runtime.build(app, patterns=compressed(BUILTIN_PATTERNS, speed))
+    patterns = compressed(BUILTIN_PATTERNS, speed)
+    system = runtime.build(app, patterns=patterns)
     runtime.install(system)
     shop = SimulatedShop(Client(settings, store=system.store, control_ttl=0.5))
+    shop.recall(_learning(patterns))
+    shop.client.flush()
+    system.push.drain()  # stored before the first analyze pass learns from it
     console.print(
         "[bold]selfmend demo[/] — a [yellow]simulated[/] shop application, healed by a "
         "real Celery worker and beat running in this process."
@@ -83,6 +89,19 @@ def run_demo(
         f"[bold]{false_incidents(system.store, first_fault)}[/]"
     )
     return rows
+
+
+def _learning(patterns: tuple[Pattern, ...]) -> float:
+    """Seconds of normal history the faults' patterns need before their bands may alarm: the
+    warm-up and the window it ends before, with a margin for windows too sparse to count."""
+    chosen = [p for p in patterns if p.name in FAULT_PATTERNS.values()]
+    needs = [
+        1.2 * (c.learn.warm_up + c.window)
+        for pattern in chosen
+        for c in pattern.reads()
+        if c.learn is not None
+    ]
+    return max(needs, default=0.0)
 
 
 def _table(rows: list[FaultRow]) -> Table:

@@ -3,12 +3,14 @@
 Not a real application — the demo says so on screen. Each fault degrades one metric until the
 setting that fixes it is changed: a cache flush drops the hit ratio until ``cache.warm``; a
 connection spike holds connections above 40 until ``db.pool_size`` is lowered; slow queries push
-p95 query time over 200 ms until ``db.query_cache`` is on.
+p95 query time over 200 ms until ``db.query_cache`` is on. Patterns that learn their series' usual
+band stay quiet until it is learned, so the shop first recalls a normal stretch (``recall``).
 """
 
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 from selfmend.client import Client
@@ -35,12 +37,19 @@ class SimulatedShop:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULT_PATTERNS)}")
         self.faults.add(fault)
 
-    def tick(self) -> None:
-        """One second of traffic: push what the application would measure."""
-        self.client.record("cache.hit_ratio", self._hit_ratio(), **LABELS)
-        self.client.record("postgres.connections", self._connections(), database="shop")
+    def tick(self, at: float | None = None) -> None:
+        """One second of traffic: push what the application would measure (at ``at``)."""
+        self.client.record("cache.hit_ratio", self._hit_ratio(), ts=at, **LABELS)
+        self.client.record("postgres.connections", self._connections(), ts=at, database="shop")
         for duration in self._query_times(20):
-            self.client.record("db.query_ms", duration, **LABELS)
+            self.client.record("db.query_ms", duration, ts=at, **LABELS)
+
+    def recall(self, seconds: float) -> None:
+        """The fault-free ``seconds`` before now, as if the shop had been running: what the
+        learned patterns need to have seen before they judge its series."""
+        now = time.time()
+        for second in range(int(seconds), 0, -1):
+            self.tick(now - second)
 
     def _hit_ratio(self) -> float:
         if "cache_flush" in self.faults and not self.client.control("cache.warm", False):

@@ -126,7 +126,9 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, every: floa
 
 class FakeShopCache:
     """The application side of a test: pushes its cache hit ratio every 0.1 s, healthy only
-    once ``cache.warm`` is on (or never, when ``heals`` is False)."""
+    once ``cache.warm`` is on (or never, when ``heals`` is False). It starts with a healthy
+    stretch in the past, as long as the cache pattern's warm-up, for that pattern judges the
+    series against its own learned band and stays quiet on a series it has not learned."""
 
     def __init__(self, client, *, heals: bool = True) -> None:
         self.client = client
@@ -136,6 +138,12 @@ class FakeShopCache:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self):
+        [pattern] = [p for p in FAST_PATTERNS if p.name == "cache_hit_ratio_low"]
+        [condition] = pattern.reads()
+        stretch = 1.2 * (condition.learn.warm_up + condition.window)
+        now = time.time()
+        for step in range(int(stretch * 10), 0, -1):
+            self.client.record("cache.hit_ratio", 0.95, ts=now - step / 10, service="shop")
         self._thread.start()
         return self
 
