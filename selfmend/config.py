@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     root_cause_tolerance_seconds: float = Field(
         60.0, ge=0, description="Head start per dependency layer when ranking the root cause."
     )
+    learn_warm_up_seconds: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long a learned pattern watches a new series before it may alarm on "
+        "its band, for the patterns that do not set their own warm_up; unset: 30 minutes.",
+    )
     flap_window_seconds: float = Field(3600.0, gt=0, description="Reopens counted over this.")
     flap_reopens: int = Field(3, ge=1, description="Reopens in the window that mean flapping.")
     beat_lease_seconds: float = Field(

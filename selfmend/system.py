@@ -92,6 +92,12 @@ class System:
         """
         user = read_patterns(settings.patterns_file) if settings.patterns_file else ()
         parts.setdefault("patterns", with_user_patterns(BUILTIN_PATTERNS, user))
+        if settings.learn_warm_up_seconds is not None:
+            warm_up = settings.learn_warm_up_seconds
+            parts["patterns"] = tuple(
+                p.with_learning(lambda learn: learn.warming_up_for(warm_up))
+                for p in parts["patterns"]
+            )
         store = Store.for_service(
             settings.resolved_store_url,
             schema_wait=settings.schema_wait_seconds,

@@ -96,6 +96,13 @@ class Learn(BaseModel):
             )
         return self
 
+    def warming_up_for(self, seconds: float) -> Learn:
+        """This learning with ``seconds`` of warm-up, unless the pattern chose its own (the
+        deployment's ``SELFMEND_LEARN_WARM_UP_SECONDS``); never past its history."""
+        if "warm_up" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"warm_up": min(seconds, self.history)})
+
     def compressed(self, factor: float) -> Learn:
         """Time running ``factor`` times faster: history, warm-up and relearning shrink too."""
         return self.model_copy(

@@ -138,6 +138,10 @@ class MetricCondition(Strict):
     def metric_conditions(self) -> tuple[MetricCondition, ...]:
         return (self,)
 
+    def with_learning(self, change: Callable[[Learn], Learn]) -> MetricCondition:
+        """The same condition, its learning (if it learns) changed by ``change``."""
+        return self if self.learn is None else self.model_copy(update={"learn": change(self.learn)})
+
     def compressed(self, factor: float) -> MetricCondition:
         """The same condition ``factor`` times faster: its window, and what it learns over."""
         learn = self.learn.compressed(factor) if self.learn else None
@@ -192,6 +196,9 @@ class CompositeCondition(Strict):
 
     def metric_conditions(self) -> tuple[MetricCondition, ...]:
         return tuple(self.of)
+
+    def with_learning(self, change: Callable[[Learn], Learn]) -> CompositeCondition:
+        return self.model_copy(update={"of": [c.with_learning(change) for c in self.of]})
 
     def compressed(self, factor: float) -> CompositeCondition:
         return self.model_copy(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,7 @@ from pydantic import (
 # Re-exported: a pattern's whole vocabulary is read from this module.
 from selfmend.detect.aggregates import Aggregate as Aggregate
 from selfmend.detect.aggregates import Comparison as Comparison
-from selfmend.detect.baseline import BandReader, unlearned
+from selfmend.detect.baseline import BandReader, Learn, unlearned
 from selfmend.detect.conditions import CompositeCondition as CompositeCondition
 from selfmend.detect.conditions import Held as Held
 from selfmend.detect.conditions import MetricCondition, SeriesReader, Strict
@@ -52,6 +53,9 @@ class LogCondition(Strict):
 
     def metric_conditions(self) -> tuple[MetricCondition, ...]:
         return ()
+
+    def with_learning(self, change: Callable[[Learn], Learn]) -> LogCondition:
+        return self  # a log line is matched, not judged against a band
 
     def compressed(self, factor: float) -> LogCondition:
         return self.model_copy(update={"window": self.window / factor})
@@ -146,6 +150,13 @@ class Pattern(Strict):
 
     def silenced(self, read: SeriesReader, now: float, bands: BandReader = unlearned) -> bool:
         return self.unless is not None and bool(self.unless.holding(read, now, bands))
+
+    def with_learning(self, change: Callable[[Learn], Learn]) -> Pattern:
+        """The same pattern, the learning of each condition it reads changed by ``change``."""
+        unless = self.unless.with_learning(change) if self.unless is not None else None
+        return self.model_copy(
+            update={"condition": self.condition.with_learning(change), "unless": unless}
+        )
 
     def compressed(self, factor: float) -> Pattern:
         """The same pattern with time running ``factor`` times faster (the demo, the tests)."""

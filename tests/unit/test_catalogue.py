@@ -9,6 +9,8 @@ from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.detect.catalogue_doc import DOC_FILE, render
 from selfmend.detect.patterns import Pattern
 from selfmend.models import series_key
+from selfmend.remedy.actions.breaker_force import BreakerForceParams
+from selfmend.remedy.actions.breaker_thresholds import BreakerThresholdsParams
 from selfmend.remedy.actions.cache_warm import CacheWarmParams
 from selfmend.remedy.actions.celery_pool import CeleryPoolParams
 from selfmend.remedy.actions.celery_pool_restart import PoolRestartParams
@@ -21,7 +23,10 @@ from selfmend.remedy.actions.set_control import SetControlParams
 from selfmend.remedy.base import with_labels
 from selfmend.system import System
 
-LABELLED = series_key("any.series", {"database": "shop", "task": "shop.pay", "worker": "w1@a"})
+LABELLED = series_key(
+    "any.series",
+    {"database": "shop", "task": "shop.pay", "worker": "w1@a", "breaker": "payments"},
+)
 PARAMS = {
     "set_control": SetControlParams,
     "celery_pool": CeleryPoolParams,
@@ -33,6 +38,8 @@ PARAMS = {
     "celery_pool_restart": PoolRestartParams,
     "cache_warm": CacheWarmParams,
     "pg_create_index": IndexRequest,
+    "breaker_force": BreakerForceParams,
+    "breaker_thresholds": BreakerThresholdsParams,
 }
 
 
@@ -91,7 +98,8 @@ DEMO_PATTERNS = {
     ),
     "db_connections_high": (
         "min(postgres.connections, 30s) > 40",
-        'set_control key="db.pool_size" delta=-20 minimum=5',
+        'pg_connection_holders database="{database}" idle_in_transaction_seconds=60 '
+        'max_sessions=10 or set_control key="db.pool_size" delta=-20 minimum=5',
     ),
     "method_not_found": ("ERROR log line matching /method.*not found/ within 120s", None),
     "celery_queue_backlog": (

@@ -80,6 +80,40 @@ def test_a_new_series_does_not_fire_during_its_warm_up(system):
     assert "cache_hit_ratio_low" not in fired(system)
 
 
+def test_a_deployment_may_shorten_the_warm_up_of_patterns_that_set_none(tmp_path):
+    settings = Settings(home=tmp_path, learn_warm_up_seconds=600)
+    system = System.from_settings(settings, patterns=BUILTIN_PATTERNS)
+    push(system, CACHE, usual(0.95, 0.97, 900, NOW - 60))  # under the default, over 600 s
+    push(system, CACHE, usual(0.09, 0.11, 60, NOW))
+
+    assert fired(system)["cache_hit_ratio_low"] == [CACHE]
+    [pattern] = [p for p in system.patterns if p.name == "cache_hit_ratio_low"]
+    assert pattern.condition.learn.warm_up == 600
+
+
+def test_a_warm_up_a_pattern_chose_is_kept_and_none_outlasts_its_history(tmp_path):
+    [chosen, short] = parse_patterns(
+        tomllib.loads("""
+[[patterns]]
+name = "chosen"
+severity = "low"
+condition = { series = "a", aggregate = "max", window = 30, op = "<", learn = { warm_up = 600 } }
+why = "its own warm-up."
+
+[[patterns]]
+name = "short"
+severity = "low"
+condition = { series = "b", aggregate = "max", window = 30, op = "<", learn = { history = 3600 } }
+why = "a short history."
+"""),
+        "test patterns",
+    )
+    settings = Settings(home=tmp_path, learn_warm_up_seconds=5000)
+    system = System.from_settings(settings, patterns=(chosen, short))
+    warm_ups = {p.name: p.condition.learn.warm_up for p in system.patterns}
+    assert warm_ups == {"chosen": 600, "short": 3600}
+
+
 def test_a_hard_threshold_a_person_set_fires_whatever_the_band(tmp_path):
     [pattern] = parse_patterns(
         tomllib.loads("""
