@@ -95,7 +95,8 @@ def test_a_valid_file_gives_its_patterns(tmp_path):
         (
             (
                 'why = "',
-                'unless = { series = "x", aggregate = "count", window = 60, op = ">", threshold = 0, by = 1 }\nwhy = "',
+                'unless = { series = "x", aggregate = "count", window = 60, op = ">", '
+                'threshold = 0, by = 1 }\nwhy = "',
             ),
             "unless.by",
             "not a known key",
