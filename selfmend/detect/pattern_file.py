@@ -8,7 +8,6 @@ so it calls ``check_actions`` with its catalogue's parameter models.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,40 +17,27 @@ from pydantic_core import ErrorDetails
 
 from selfmend.detect.patterns import CONDITION_TAGS, Pattern
 from selfmend.errors import ConfigurationError
+from selfmend.toml_tables import (
+    entry_name,
+    problem,
+    read_toml,
+    refuse_repeated_names,
+    table_entries,
+)
 
 TABLE = "patterns"
 
 
 def read_patterns(path: Path) -> tuple[Pattern, ...]:
     """The patterns of a TOML file, in the file's order."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise ConfigurationError(
-            f"{path}: is not a text file: byte {error.object[error.start]:#04x} at offset "
-            f"{error.start} is not UTF-8; a patterns file is UTF-8 TOML"
-        ) from None
-    except OSError as error:
-        raise ConfigurationError(
-            f"{path}: cannot read the patterns file: {error.strerror}"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"{path}: is not valid TOML: {error}") from None
-    return parse_patterns(document, str(path))
+    return parse_patterns(read_toml(path, "the patterns file"), str(path))
 
 
 def parse_patterns(document: dict[str, Any], source: str) -> tuple[Pattern, ...]:
     """The patterns of a parsed document; ``source`` says where it came from in errors."""
-    unknown = sorted(set(document) - {TABLE})
-    if unknown:
-        raise ConfigurationError(
-            f"{source}: {unknown[0]}: is not a known key; the file holds [[{TABLE}]] tables only"
-        )
-    entries = document.get(TABLE, [])
-    if not isinstance(entries, list):
-        raise ConfigurationError(f"{source}: {TABLE}: must be an array of tables, [[{TABLE}]]")
+    entries = table_entries(document, TABLE, source)
     patterns = tuple(_pattern(entry, index, source) for index, entry in enumerate(entries))
-    _refuse_repeated_names(patterns, source)
+    refuse_repeated_names((p.name for p in patterns), TABLE, "pattern", source)
     return patterns
 
 
@@ -93,12 +79,11 @@ def _pattern(entry: Any, index: int, source: str) -> Pattern:
     try:
         return Pattern.model_validate(entry)
     except ValidationError as error:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        where = f"pattern {name!r} ({TABLE}[{index}])" if name else f"{TABLE}[{index}]"
+        where = entry_name(entry, index, TABLE, "pattern")
         first = error.errors()[0]
         single = isinstance(entry, dict) and "action" in entry
         field = _field(first, single)
-        raise ConfigurationError(f"{source}: {where}: {field}: {_problem(first)}") from None
+        raise ConfigurationError(f"{source}: {where}: {field}: {problem(first)}") from None
 
 
 def _field(error: ErrorDetails, single_action: bool) -> str:
@@ -114,28 +99,3 @@ def _field(error: ErrorDetails, single_action: bool) -> str:
         loc[:1] = ["action"]
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     return path.lstrip(".") or "pattern"
-
-
-def _problem(error: ErrorDetails) -> str:
-    if error["type"] == "missing":
-        return "is required"
-    if error["type"] == "extra_forbidden":
-        return "is not a known key"
-    if error["type"] == "value_error":
-        return str(error["ctx"]["error"])
-    message = error["msg"][:1].lower() + error["msg"][1:]
-    given = error["input"]
-    if isinstance(given, str | int | float | bool):
-        return f"{message}; got {given!r}"
-    return message
-
-
-def _refuse_repeated_names(patterns: tuple[Pattern, ...], source: str) -> None:
-    first_index: dict[str, int] = {}
-    for index, pattern in enumerate(patterns):
-        if pattern.name in first_index:
-            raise ConfigurationError(
-                f"{source}: pattern {pattern.name!r} ({TABLE}[{index}]): name: is already "
-                f"given by {TABLE}[{first_index[pattern.name]}]"
-            )
-        first_index[pattern.name] = index
