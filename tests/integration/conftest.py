@@ -156,3 +156,29 @@ class FakeShopCache:
             warm = self.client.control("cache.warm", False)
             bad = self.broken and not (self.heals and warm)
             self.client.record("cache.hit_ratio", 0.5 if bad else 0.95, service="shop")
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL server of the test's own, to stop and start: never the machine's."""
+    from .private_postgres import PrivatePostgres  # it waits with this module's wait_for
+
+    server = PrivatePostgres()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of the test's own, to stop and start: never the machine's."""
+    from .private_redis import PrivateRedis  # it waits with this module's wait_for
+
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+def migrated(url: str) -> str:
+    """``url``'s store brought to the schema, as ``selfmend db upgrade`` does before workers."""
+    Store.from_url(url, migrate=True).close()
+    return url

@@ -14,16 +14,8 @@ from selfmend.resilience.breaker.registry import shared_storage
 from tests.breaker_calls import call_many
 
 from .conftest import wait_for
-from .private_redis import PrivateRedis
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
-    yield server
-    server.stop()
 
 
 def test_a_breaker_opens_while_redis_is_down_and_follows_the_shared_state_once_it_is_back(

@@ -28,9 +28,7 @@ from selfmend.store.tables import samples, series
 from selfmend.system import System
 from tests.resources import empty_redis, fresh_database
 
-from .conftest import wait_for
-from .private_postgres import PrivatePostgres
-from .private_redis import PrivateRedis
+from .conftest import migrated, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,28 +37,8 @@ PUSHED = "shop.order_total"
 
 
 @pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
-    yield server
-    server.stop()
-
-
-def migrated(url: str) -> str:
-    """``url``'s store brought to the schema, as ``selfmend db upgrade`` does before workers."""
-    Store.from_url(url, migrate=True).close()
-    return url
-
-
-@pytest.fixture
 def store_url():
     return migrated(fresh_database("reliability"))
-
-
-@pytest.fixture
-def private_postgres():
-    server = PrivatePostgres()
-    yield server
-    server.remove()
 
 
 def stored(system: System) -> tuple[int, int]:

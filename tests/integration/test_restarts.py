@@ -26,34 +26,13 @@ from tests.resources import empty_redis, fresh_database
 from workers.app import create_app
 from workers.beat import LEASE, LeaderScheduler
 
-from .conftest import wait_for
-from .private_postgres import PrivatePostgres
-from .private_redis import PrivateRedis
+from .conftest import migrated, wait_for
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 3.0
 DOWN_SECONDS = 3.0  # a beat renewing every second meets the outage in a few ticks
-
-
-@pytest.fixture
-def private_postgres():
-    server = PrivatePostgres()
-    yield server
-    server.remove()
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
-    yield server
-    server.stop()
-
-
-def migrated(url: str) -> str:
-    Store.from_url(url, migrate=True).close()
-    return url
 
 
 def celery(folder: Path, env: dict[str, str], name: str, *args: str) -> subprocess.Popen:
