@@ -14,6 +14,8 @@ from pathlib import Path
 
 from tests import resources
 
+LEARN_WARM_UP_SECONDS = 200
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -81,6 +83,9 @@ class LabEnv:
             "SELFMEND_SETTLE_SECONDS": "15",
             "SELFMEND_VERIFY_WINDOW_SECONDS": "20",
             "SELFMEND_TASK_CHECK_INTERVAL": "30",
+            # The conservative start a user shortens for a new install: learned patterns watch a
+            # series this long (default 30 min) before alarming; the run's warm-up covers it.
+            "SELFMEND_LEARN_WARM_UP_SECONDS": str(LEARN_WARM_UP_SECONDS),
         }
 
     def service(self) -> dict[str, str]:

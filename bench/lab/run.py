@@ -40,8 +40,10 @@ class Plan:
     faults: tuple[str, ...] | None  # None: every fault
 
 
-FULL = Plan(warmup=180, gap=20, day=300, mean_rps=12, faults=None)
-QUICK_PLAN = Plan(warmup=60, gap=20, day=120, mean_rps=12, faults=QUICK)
+# The warm-up outlasts the learned patterns' (LEARN_WARM_UP_SECONDS) and the relearning of a
+# band that was still empty (5 min from the first analyze pass).
+FULL = Plan(warmup=300, gap=20, day=300, mean_rps=12, faults=None)
+QUICK_PLAN = Plan(warmup=300, gap=20, day=120, mean_rps=12, faults=QUICK)
 
 
 def say(message: str) -> None:

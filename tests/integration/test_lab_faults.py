@@ -49,7 +49,10 @@ def context():
 def sessions_of(url: str, name: str, state: str) -> int:
     with psycopg.connect(url, autocommit=True) as connection:
         return connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state = %s",
+            # This database's sessions only: a lab run on another slot holds sessions of the
+            # same application name on the same server.
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s AND state = %s",
             (name, state),
         ).fetchone()[0]
 

@@ -89,11 +89,11 @@ DEMO_PATTERNS = {
         'set_control key="db.query_cache" value=true',
     ),
     "cache_hit_ratio_low": (
-        "max(cache.hit_ratio, 30s) < learned",
+        "mean(cache.hit_ratio, 30s) < learned",
         'cache_warm max_keys=1000 or set_control key="cache.warm" value=true',
     ),
     "redis_hit_ratio_low": (
-        "max(redis.hit_ratio, 60s) < learned",
+        "mean(redis.hit_ratio, 60s) < learned",
         'set_control key="cache.warm" value=true',
     ),
     "db_connections_high": (

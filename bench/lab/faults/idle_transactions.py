@@ -12,7 +12,7 @@ COUNT = 20
 class IdleTransactions:
     name = "idle_transactions"
     broke = f"{COUNT} connections idle in transaction"
-    deadline = 200.0  # idleness is judged over minutes, not seconds
+    deadline = 150.0  # idleness is judged over minutes, not seconds
 
     def __init__(self, context: FaultContext) -> None:
         self.sessions = Sessions(context.env.shop_db_url, "lab-idle")
