@@ -65,6 +65,23 @@ class Credit:
         self.natural_minimum = natural_minimum
         self.natural_lookback_seconds = natural_lookback_seconds
 
+    def uncredited(
+        self,
+        incident: Incident,
+        applied: Execution,
+        verdict: Verdict,
+        window: float,
+        in_band: InBand,
+    ) -> Uncredited | None:
+        """Why the fix gets no credit, or None: it changed nothing, or its series is back in
+        band for reasons of its own (only a fixed verdict is questioned on that)."""
+        nothing = self.changed_nothing(applied)
+        if nothing is not None or verdict is not Verdict.FIXED:
+            return nothing
+        return self.recovering_before(incident, applied, window, in_band) or self.as_without_a_fix(
+            incident, applied
+        )
+
     @staticmethod
     def changed_nothing(applied: Execution) -> Uncredited | None:
         result = applied.result or {}

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from selfmend.credit import Credit, Uncredited
+from selfmend.credit import Credit
 from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import Pattern
 from selfmend.detect.unregistered import UNREGISTERED_TASK_PATTERN, logged
@@ -118,40 +118,15 @@ class Verifier:
         elif now < applied.created_at + self.longest_wait:
             return NotYet(self.window_seconds / 2, f"{len(points)} fresh samples so far")
         else:
-            verdict, after = (
-                Verdict.NOT_FIXED,
-                {
-                    "samples": len(points),
-                    "reason": "no fresh measurements",
-                },
-            )
-        uncredited = self._uncredited(incident, applied, verdict)
+            after = {"samples": len(points), "reason": "no fresh measurements"}
+            verdict = Verdict.NOT_FIXED
+        pattern = self.patterns.get(incident.pattern)
+        window = pattern.window if pattern is not None else self.window_seconds
+        uncredited = self.credit.uncredited(incident, applied, verdict, window, self._in_band)
         if uncredited is not None:
             after = uncredited.after(after, back_in_band=verdict is Verdict.FIXED)
             return self._judge(incident, applied, history, Verdict.UNCREDITED, after)
         return self._judge(incident, applied, history, verdict, after)
-
-    def _uncredited(
-        self, incident: Incident, applied: Execution, verdict: Verdict
-    ) -> Uncredited | None:
-        """Why the fix gets no credit, if it does not (``selfmend.credit``): it changed nothing,
-        or it is back in band for reasons of its own."""
-        nothing = self.credit.changed_nothing(applied)
-        if nothing is not None or verdict is not Verdict.FIXED:
-            return nothing
-        if incident.pattern == UNREGISTERED_TASK_PATTERN:
-            return None  # judged by the workers' log lines, not a series
-        return self.credit.recovering_before(
-            incident, applied, self._window(incident), self._in_band
-        ) or self.credit.as_without_a_fix(incident, applied)
-
-    def _window(self, incident: Incident) -> float:
-        """The window the incident's condition reads its series over."""
-        pattern = self.patterns.get(incident.pattern)
-        if pattern is None:
-            return self.window_seconds
-        windows = [c.window for c in pattern.condition.metric_conditions()]
-        return max(windows, default=self.window_seconds)
 
     def _in_band(
         self, incident: Incident, points: list[tuple[float, float]]

@@ -178,13 +178,11 @@ class Analyzer:
     def _signal(self, match: Match, now: float) -> Signal:
         pattern = match.pattern
         condition = pattern.condition
-        windows = [c.window for c in condition.metric_conditions()]
-        window = condition.window if isinstance(condition, LogCondition) else max(windows)
         return Signal(
             pattern=pattern.name,
             target=match.target,
             severity=pattern.severity,
-            onset=now - window,
+            onset=now - pattern.window,
             value=match.value,
             described=condition.describe(),
             evidence=match.evidence,

@@ -143,6 +143,13 @@ class Pattern(Strict):
             raise ValueError(f"{repeated[0]} is a candidate twice; each action is tried once")
         return actions
 
+    @property
+    def window(self) -> float:
+        """Seconds of samples (or log lines) the condition reads: its longest window."""
+        if isinstance(self.condition, LogCondition):
+            return self.condition.window
+        return max(c.window for c in self.condition.metric_conditions())
+
     def reads(self) -> tuple[MetricCondition, ...]:
         """Every metric condition the pattern reads: its condition's, and ``unless``."""
         unless = (self.unless,) if self.unless is not None else ()
