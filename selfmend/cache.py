@@ -9,7 +9,10 @@ Values are JSON in the application's cache Redis (``SELFMEND_CACHE_REDIS_URL``).
 served is noted in a sorted set of recent keys, trimmed to the newest ``RECENT_KEPT``. After a
 flush, selfmend's ``cache_warm`` action asks for the recent keys that are gone; the client's
 warmer thread loads them with the application's own loaders, which run only here, in the
-application: selfmend never runs application code. A live setting ``cache.ttl.<prefix>`` (what
+application: selfmend never runs application code. The recent keys and the warm requests live
+in selfmend's Redis (``SELFMEND_REDIS_URL``) when there is one, outside the cache: a flush of
+the cache, or its eviction under memory pressure, would otherwise take with it the very list
+of what to warm back. A live setting ``cache.ttl.<prefix>`` (what
 ``cache_ttl`` moves) overrides a loader's TTL for the keys it stores from then on.
 """
 
@@ -61,8 +64,11 @@ class Loader:
 class CacheLoaders:
     """The client's side: read through the cache, load on a miss, warm what selfmend asks for."""
 
-    def __init__(self, redis: Any, ttl_override: Callable[[str], Any]) -> None:
+    def __init__(
+        self, redis: Any, ttl_override: Callable[[str], Any], index: Any | None = None
+    ) -> None:
         self.redis = redis
+        self.index = redis if index is None else index  # the recent keys, the warm requests
         self.ttl_override = ttl_override
         self.loaders: list[Loader] = []
         self.hits = self.misses = 0
@@ -108,7 +114,7 @@ class CacheLoaders:
         return hits / reads if reads else None
 
     def _note(self, key: str) -> None:
-        with self.redis.pipeline(transaction=False) as pipe:
+        with self.index.pipeline(transaction=False) as pipe:
             pipe.zadd(RECENT_KEY, {key: time.time()})
             pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_KEPT - 1)
             pipe.execute()
@@ -116,7 +122,7 @@ class CacheLoaders:
     def _warm(self) -> None:
         while not self._stop.is_set():
             try:
-                request = self.redis.blpop([WARM_QUEUE], timeout=1)
+                request = self.index.blpop([WARM_QUEUE], timeout=1)
                 if request is not None:
                     self._warm_keys(json.loads(request[1]))
             except Exception:  # a broken request or a lost connection: log, and keep warming

@@ -137,7 +137,7 @@ class System:
         databases = MonitoredDatabases(self.settings.monitor_postgres_urls, self.database_timeouts)
         cache = self._cache_redis()
         built_in = [
-            CacheWarm(cache),
+            CacheWarm(cache, self._cache_index(cache)),
             CacheTTL(cache, self.store.controls),
             SetControl(
                 self.store.controls,
@@ -174,6 +174,15 @@ class System:
         import redis
 
         return redis.Redis.from_url(self.settings.cache_redis_url, socket_timeout=10)
+
+    def _cache_index(self, cache: Any | None) -> Any | None:
+        """Where the client keeps the cache's recent keys and warm requests (``selfmend.cache``):
+        selfmend's Redis when there is one, else the cache itself."""
+        if not self.settings.redis_url or cache is None:
+            return cache
+        import redis
+
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10)
 
     @cached_property
     def push(self) -> PushCollector:

@@ -149,7 +149,9 @@ class Client:
             )
         import redis
 
-        return CacheLoaders(redis.Redis.from_url(self.settings.cache_redis_url), self.control)
+        index = redis.Redis.from_url(self.settings.redis_url) if self.settings.redis_url else None
+        cache = redis.Redis.from_url(self.settings.cache_redis_url)
+        return CacheLoaders(cache, self.control, index)
 
     def cache_loader(self, pattern: str, ttl: int = 300) -> Callable[[F], F]:
         """Register a loader for the keys of ``pattern`` (``"product:{id}"``), called with the

@@ -27,7 +27,10 @@ def shop(tmp_path):
     """The application: a client with a product loader, and selfmend's system beside it."""
     empty_redis("app")
     settings = Settings(
-        home=tmp_path, store_url=f"sqlite:///{tmp_path}/store.db", cache_redis_url=CACHE
+        home=tmp_path,
+        store_url=f"sqlite:///{tmp_path}/store.db",
+        cache_redis_url=CACHE,
+        redis_url=empty_redis("state"),  # selfmend's own Redis, where the recent keys live
     )
     system = System.from_settings(settings, patterns=())
     client = Client(settings, store=system.store)
@@ -70,6 +73,22 @@ def test_after_a_flush_the_recent_keys_are_warmed_back_once_and_undo_drops_them(
 
     assert action.rollback(plan) == {"changed": True, "removed": 2}
     assert cache.exists("product:1", "product:2", "product:3") == 1
+
+
+def test_a_flush_of_the_whole_cache_keeps_the_recent_keys_to_warm_back(shop):
+    client, system, loads = shop
+    for id in ("1", "2"):
+        client.cached(f"product:{id}")
+    redis.Redis.from_url(CACHE).flushdb()  # the whole cache gone, as an operator's FLUSHDB
+    action = system.catalogue.get("cache_warm")
+
+    plan = action.plan({"prefix": "product:"})
+
+    assert sorted(plan.params["keys"]) == ["product:1", "product:2"]
+    assert action.apply(plan) == {"changed": True, "requested": 2}
+    cache = redis.Redis.from_url(CACHE)
+    wait_for(lambda: cache.exists("product:1", "product:2") == 2, timeout=10, every=0.1)
+    assert sorted(loads) == ["1", "1", "2", "2"]
 
 
 def test_a_prefix_ttl_moves_with_its_setting_and_is_restored(shop):

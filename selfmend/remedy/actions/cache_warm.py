@@ -1,6 +1,7 @@
 """cache_warm: refill the application's cache with the keys it used lately, after a flush.
 
-The plan reads the recent keys the client noted (``selfmend.cache``), newest first, that start
+The plan reads the recent keys the client noted (``selfmend.cache``, kept outside the cache when
+selfmend has a Redis of its own, so a flush does not lose them), newest first, that start
 with ``prefix`` and are missing now, at most ``max_keys``; apply asks the application's warmer
 to load exactly those, through the application's own loaders (selfmend runs none of its code).
 A key already back in the cache is not asked for again. Undo drops the keys it asked for, so
@@ -48,8 +49,9 @@ class CacheWarm:
     risk = Risk.LOW
     reversible = True
 
-    def __init__(self, redis: Any | None) -> None:
+    def __init__(self, redis: Any | None, index: Any | None = None) -> None:
         self._redis = redis
+        self._index = redis if index is None else index  # the recent keys, the warm requests
 
     @property
     def redis(self) -> Any:
@@ -58,7 +60,8 @@ class CacheWarm:
     def plan(self, params: dict[str, Any]) -> Plan:
         parsed = parse_params(CacheWarmParams, self.name, params)
         since = time.time() - parsed.recent_seconds
-        recent = [key_text(key) for key in self.redis.zrevrangebyscore(RECENT_KEY, "+inf", since)]
+        noted = connected(self._index, self.name).zrevrangebyscore(RECENT_KEY, "+inf", since)
+        recent = [key_text(key) for key in noted]
         chosen = [key for key in recent if key.startswith(parsed.prefix)]
         missing = self._missing(chosen)[: parsed.max_keys]
         return Plan(
@@ -81,7 +84,7 @@ class CacheWarm:
         missing = self._missing(plan.params["keys"])
         if not missing:
             return {"changed": False, "requested": 0}
-        self.redis.rpush(WARM_QUEUE, json.dumps(missing))
+        connected(self._index, self.name).rpush(WARM_QUEUE, json.dumps(missing))
         return {"changed": True, "requested": len(missing)}
 
     def rollback(self, plan: Plan) -> dict[str, Any]:
