@@ -44,6 +44,7 @@ from selfmend.remedy.actions.celery_rate_limit import CeleryRateLimit
 from selfmend.remedy.actions.celery_revoke import CeleryRevokeStuck
 from selfmend.remedy.actions.feature_flag import FeatureFlag
 from selfmend.remedy.actions.postgres_analyze import PgAnalyze
+from selfmend.remedy.actions.postgres_blockers import PgEndBlockers
 from selfmend.remedy.actions.postgres_connection_holders import PgConnectionHolders
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
 from selfmend.remedy.actions.postgres_index import PgCreateIndex
@@ -150,6 +151,7 @@ class System:
             PgCancelQueries(databases),
             PgEndIdleTransactions(databases),
             PgConnectionHolders(databases),
+            PgEndBlockers(databases),
             PgAnalyze(databases),
             PgCreateIndex(databases, self.settings.index_build_timeout_seconds),
             CeleryAutoscale(self.worker_pools),
