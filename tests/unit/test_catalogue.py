@@ -16,6 +16,7 @@ from selfmend.remedy.actions.celery_pool import CeleryPoolParams
 from selfmend.remedy.actions.celery_pool_restart import PoolRestartParams
 from selfmend.remedy.actions.celery_rate_limit import RateLimitParams
 from selfmend.remedy.actions.celery_revoke import RevokeParams
+from selfmend.remedy.actions.postgres_blockers import BlockerParams
 from selfmend.remedy.actions.postgres_connection_holders import HolderParams
 from selfmend.remedy.actions.postgres_index import IndexRequest
 from selfmend.remedy.actions.postgres_sessions import SessionParams
@@ -33,6 +34,7 @@ PARAMS = {
     "pg_cancel_queries": SessionParams,
     "pg_end_idle_transactions": SessionParams,
     "pg_connection_holders": HolderParams,
+    "pg_end_blockers": BlockerParams,
     "celery_rate_limit": RateLimitParams,
     "celery_revoke_stuck": RevokeParams,
     "celery_pool_restart": PoolRestartParams,
