@@ -3,7 +3,11 @@
 import pytest
 import sqlglot
 
-from selfmend.remedy.actions.postgres_index_advice import _index_columns, filtered_columns
+from selfmend.remedy.actions.postgres_index_advice import (
+    _index_columns,
+    filtered_columns,
+    index_columns,
+)
 
 ORDERS = {"id", "customer_id", "status", "created_at", "total"}
 
@@ -62,3 +66,15 @@ def test_equality_columns_lead_by_use_then_one_range_column():
         {"created_at": "range"},
     ]
     assert _index_columns(filtered) == ["status", "customer_id", "created_at"]
+
+
+def test_queries_an_index_already_serves_do_not_shape_the_advice():
+    """A lookup by primary key beside a search on an unindexed column: the advice is the
+    search's column alone, not (id, sku), which the search could not use."""
+    by_id = {"id": "equality"}
+    by_sku = {"sku": "equality"}
+
+    chosen = index_columns([by_id, by_id, by_id, by_sku, by_sku], leading={"id"})
+
+    assert chosen.columns == ["sku"] and chosen.queries == [by_sku, by_sku]
+    assert index_columns([by_id, by_id], leading={"id"}) is None  # every query is served

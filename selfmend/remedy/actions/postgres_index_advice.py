@@ -6,7 +6,10 @@ with sqlglot, never run: the advice reads statistics and text only. A column cou
 query's WHERE compares it with a value or a parameter (``=``, ``IN``, ``<``, ``BETWEEN``…), not
 with another column; columns compared for equality lead, then one range column, as a B-tree
 serves them best. Every name comes from the inspected schema, so advice can only name a real
-table and real columns. A table whose index already leads with the first column is passed over.
+table and real columns. A query that filters on a column some index (the primary key and
+unique constraints included) already leads with is served, and does not count: a lookup by id
+beside a search by an unindexed column must not make the advice an index on (id, sku), which
+the search cannot use.
 """
 
 from __future__ import annotations
@@ -65,17 +68,14 @@ def advise(connection: Connection) -> IndexAdvice | None:
     for schema, table, seq_scans, seq_rows, index_scans, rows in scanned:
         columns = {c["name"] for c in inspector.get_columns(table, schema)}
         filtered = [found for tree in trees if (found := filtered_columns(tree, table, columns))]
-        if not filtered:
-            continue
-        chosen = _index_columns(filtered)
-        leading = {tuple(i["column_names"][:1]) for i in inspector.get_indexes(table, schema)}
-        if (chosen[0],) in leading:
+        chosen = index_columns(filtered, _leading_columns(inspector, table, schema))
+        if chosen is None:
             continue
         return IndexAdvice(
             schema,
             table,
-            chosen,
-            {"queries": len(filtered), "seq_scans": seq_scans, "seq_rows_read": seq_rows,
+            chosen.columns,
+            {"queries": len(chosen.queries), "seq_scans": seq_scans, "seq_rows_read": seq_rows,
              "index_scans": index_scans, "rows": rows},
         )  # fmt: skip
     return None
@@ -116,6 +116,29 @@ def _compared_column(predicate: exp.Expression) -> exp.Column | None:
     sides = [predicate.this, predicate.args.get("expression")]
     columns = [side for side in sides if isinstance(side, exp.Column)]
     return columns[0] if len(columns) == 1 else None
+
+
+def _leading_columns(inspector: Any, table: str, schema: str) -> set[str]:
+    """The first column of each index, the primary key's and unique constraints' included."""
+    keys = [inspector.get_pk_constraint(table, schema).get("constrained_columns") or []]
+    keys += [i["column_names"] for i in inspector.get_indexes(table, schema)]
+    keys += [u["column_names"] for u in inspector.get_unique_constraints(table, schema)]
+    return {columns[0] for columns in keys if columns}
+
+
+@dataclass(frozen=True)
+class Chosen:
+    columns: list[str]
+    queries: list[dict[str, str]]  # the unserved queries' filters the columns answer
+
+
+def index_columns(filtered: list[dict[str, str]], leading: set[str]) -> Chosen | None:
+    """The columns for the queries no index serves (none of their filter columns leads an
+    index), or None when every query is served."""
+    unserved = [found for found in filtered if not leading.intersection(found)]
+    if not unserved:
+        return None
+    return Chosen(_index_columns(unserved), unserved)
 
 
 def _index_columns(filtered: list[dict[str, str]]) -> list[str]:
