@@ -8,5 +8,7 @@ import sys
 from bench.lab.run import main
 
 parser = argparse.ArgumentParser(prog="python -m bench.lab", description=__doc__)
-parser.add_argument("--quick", action="store_true", help="two faults (cache flush, slow dependency) after the same warm-up")
+parser.add_argument(
+    "--quick", action="store_true", help="two faults (cache flush, slow dependency), same warm-up"
+)
 sys.exit(main(parser.parse_args().quick))
