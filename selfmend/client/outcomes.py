@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from selfmend import http_status
 from selfmend.errors import InvalidInput
 
 Labels = tuple[tuple[str, str], ...]
@@ -18,10 +19,10 @@ Labels = tuple[tuple[str, str], ...]
 
 def status_class(status: int | str) -> int:
     """The hundreds of an HTTP status: 5 for ``503`` or ``"5xx"``."""
-    text = str(status).strip().lower()
-    if len(text) == 3 and text[0] in "12345" and (text[1:].isdigit() or text[1:] == "xx"):
-        return int(text[0])
-    raise InvalidInput(f"status: must be an HTTP status such as 503 or '5xx'; got {status!r}")
+    hundreds = http_status.status_class(status)
+    if hundreds is None:
+        raise InvalidInput(f"status: must be an HTTP status such as 503 or '5xx'; got {status!r}")
+    return hundreds
 
 
 class Outcomes:

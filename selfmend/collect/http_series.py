@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from selfmend.collect.exporter_file import Exporter
+from selfmend.http_status import status_class
 
 Point = tuple[str, Mapping[str, str], float]
 """One scraped sample: its name, labels and value."""
@@ -124,18 +125,15 @@ class _Scrape:
             delta = value if restarted else value - earlier
             requests += delta
             status = _status_class(dict(child), self.exporter.status_labels)
-            server_errors += delta if status == "5" else 0
-            client_errors += delta if status == "4" else 0
+            server_errors += delta if status == 5 else 0
+            client_errors += delta if status == 4 else 0
         return requests, server_errors, client_errors
 
 
-def _status_class(labels: Mapping[str, str], names: Sequence[str]) -> str | None:
-    """The first digit of the status in the first of ``names`` present: ``"5"`` for ``"503"``
-    and for ``"5xx"``; None when no label holds a status."""
-    value = next((labels[name] for name in names if name in labels), "").strip().lower()
-    if len(value) == 3 and value[0] in "12345" and (value[1:].isdigit() or value[1:] == "xx"):
-        return value[0]
-    return None
+def _status_class(labels: Mapping[str, str], names: Sequence[str]) -> int | None:
+    """The hundreds of the status in the first of ``names`` present: 5 for ``"503"`` and for
+    ``"5xx"``; None when no label holds a status."""
+    return status_class(next((labels[name] for name in names if name in labels), ""))
 
 
 def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
