@@ -139,9 +139,7 @@ class PgEndBlockers:
         )
 
     def apply(self, plan: Plan) -> dict[str, Any]:
-        sessions = plan.params["sessions"]
-        if not sessions:
-            return {"changed": False, "ended": [], "cancelled": []}
+        sessions = plan.params["sessions"]  # never empty: a plan without a blocker is refused
         with self.databases.engine(plan.target).begin() as connection:
             signalled = connection.execute(
                 _SIGNAL,
