@@ -89,6 +89,8 @@ class FaultScore:
     ttf: float | None = None  # to the first verified fix
     broke: bool = False
     recovered: bool = False
+    outcomes: list[str] = field(default_factory=list)  # "action: its last state", per execution
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (p95 s, error rate)
 
     @property
     def detected(self) -> bool:
@@ -134,6 +136,27 @@ def broken(hits: Sequence[Hit], objective: Objective, start: float, end: float) 
             return True
         bucket += BUCKET_SECONDS
     return False
+
+
+def timeline(hits: Sequence[Hit], start: float, end: float) -> list[tuple[float, float]]:
+    """What the users saw through the fault, bucket by bucket: (p95 seconds, error rate)."""
+    buckets = []
+    bucket = start
+    while bucket < end:
+        inside = between(hits, bucket, min(bucket + BUCKET_SECONDS, end))
+        buckets.append((p95(inside), error_rate(inside)))
+        bucket += BUCKET_SECONDS
+    return buckets
+
+
+def outcomes(executions: Sequence[Execution], ids: set[int]) -> list[str]:
+    """Each of the fault's fixes with the state it ended in (applied, verified, uncredited,
+    rolled_back...), in the order they were planned: why a fix did or did not count."""
+    last: dict[tuple[int, str], Execution] = {}
+    for execution in sorted(executions, key=lambda e: e.created_at):
+        if execution.incident_id in ids:
+            last[(execution.incident_id, execution.action)] = execution
+    return [f"#{incident} {action}: {e.state}" for (incident, action), e in last.items()]
 
 
 def in_window(ts: float, fault: FaultWindow) -> bool:
@@ -193,6 +216,8 @@ def score_fault(
         ttf=None if verified_at is None else verified_at - fault.started,
         broke=broken(hits, objective, fault.started, fixed_at or fault.ended),
         recovered=recovered,
+        outcomes=outcomes(executions, ids),
+        timeline=timeline(hits, fault.started, fault.ended),
     )
 
 
@@ -238,8 +263,12 @@ def report(score: FaultScore) -> str:
         f" healed={'yes' if score.healed else 'no'}"
     )
     incidents = ", ".join(f"#{i.id} {i.pattern}" for i in score.incidents) or "none"
-    actions = ", ".join(score.actions) or "none"
-    return f"{head}\n    incidents: {incidents}\n    actions applied: {actions}"
+    actions = ", ".join(score.outcomes) or "none"
+    seen = " ".join(f"{p95 * 1000:.0f}/{errors:.0%}" for p95, errors in score.timeline)
+    return (
+        f"{head}\n    incidents: {incidents}\n    fixes (last state): {actions}"
+        f"\n    users saw, p95 ms/errors per {BUCKET_SECONDS:.0f} s: {seen}"
+    )
 
 
 def _seconds(value: float | None) -> str:

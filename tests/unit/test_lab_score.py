@@ -160,3 +160,16 @@ def test_the_summary_line():
 def test_the_report_names_incidents_and_actions():
     text = score.report(score.score_fault(FAULT, *healed_run(), OBJECTIVE))
     assert "#1 cache_hit_ratio_low" in text and "cache_warm" in text and "healed=yes" in text
+
+
+def test_the_report_gives_each_fix_its_last_state_and_what_users_saw():
+    incidents, executions, verifications, hits = healed_run()
+    executions += [
+        Execution(1, "breaker_force", "applied", 1060.0),
+        Execution(1, "breaker_force", "uncredited", 1090.0),
+    ]
+    result = score.score_fault(FAULT, incidents, executions, verifications, hits, OBJECTIVE)
+    assert result.outcomes == ["#1 cache_warm: verified", "#1 breaker_force: uncredited"]
+    # 12 buckets of 10 s: slow (900 ms) until the fix at +50 s, 50 ms after it.
+    assert [round(p95, 2) for p95, _ in result.timeline] == [0.9] * 5 + [0.05] * 7
+    assert "900/0% 900/0%" in score.report(result)
