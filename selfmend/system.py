@@ -304,6 +304,10 @@ class System:
             minute_hours=settings.minute_retention_hours,
             hour_hours=settings.hour_retention_hours,
             event_hours=settings.event_retention_hours,
+            # A key set_control may still find read must outlive its lookback.
+            settings_read_hours=max(
+                settings.event_retention_hours, settings.control_read_lookback_hours
+            ),
             audit_archive_hours=settings.audit_archive_hours,
             batch_rows=settings.retention_batch_rows,
             # Inside the stage's soft time limit (which shrinks with a short visibility

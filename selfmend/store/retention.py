@@ -2,10 +2,11 @@
 
 One run, in order: fold the audit log into the /metrics summary (so nothing pruned after is
 uncounted); delete log lines, anomalies, sent notifications and breaker events past their
-retention; archive the audit rows of incidents closed long ago and collapse repeated ``skipped``
-rows; fold raw samples past their retention into minute and hour aggregates; delete aggregates
-past theirs (some the fold just wrote). The cheap deletes go before the fold, the slowest step,
-which may well use the whole budget.
+retention, and the live settings no application has read for as long; archive the audit rows
+of incidents closed long ago and collapse repeated ``skipped`` rows; fold raw samples past
+their retention into minute and hour aggregates; delete aggregates past theirs (some the fold
+just wrote). The cheap deletes go before the fold, the slowest step, which may well use the
+whole budget.
 
 Every step works in batches of about ``batch_rows`` rows, one transaction each, so a run never
 holds a long transaction or a long lock. Each step runs at least one batch, and no further one
@@ -40,7 +41,13 @@ from selfmend.store.archive import AuditArchive
 from selfmend.store.leases import LeaseStore
 from selfmend.store.rollups import HOUR, MINUTE, Rollups
 from selfmend.store.summary import StepCounts
-from selfmend.store.tables import anomalies, breaker_events, log_events, notifications
+from selfmend.store.tables import (
+    anomalies,
+    breaker_events,
+    log_events,
+    notifications,
+    settings_read,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +66,7 @@ class RetentionPolicy:
     minute_hours: float = 168.0
     hour_hours: float = 2160.0
     event_hours: float = 720.0
+    settings_read_hours: float = 720.0  # at least set_control's lookback, which reads them
     audit_archive_hours: float = 2160.0
     batch_rows: int = 20_000
     budget_seconds: float = 600.0
@@ -88,6 +96,7 @@ PRUNED: tuple[tuple[Table, Column], ...] = (
     (anomalies, anomalies.c.ts),
     (notifications, notifications.c.sent_at),
     (breaker_events, breaker_events.c.created_at),
+    (settings_read, settings_read.c.last_read_at),
 )
 
 
@@ -187,7 +196,8 @@ class Retention:
     def _prune_events(self, now: float, run: _Run) -> None:
         policy, rows = self.policy, self.policy.batch_rows
         for table, column in PRUNED:
-            cutoff = now - policy.event_hours * HOURS
+            hours = policy.settings_read_hours if table is settings_read else policy.event_hours
+            cutoff = now - hours * HOURS
             run.report.deleted[table.name] = run.batches(
                 lambda t=table, c=column, cut=cutoff: self._prune_batch(t, c, cut), rows
             )
@@ -223,9 +233,10 @@ class Retention:
                 connection.exec_driver_sql("RESET statement_timeout")
 
     def _prune_batch(self, table: Table, column: Column, cutoff: float) -> int:
-        oldest = select(table.c.id).where(column < cutoff).limit(self.policy.batch_rows)
+        (key,) = table.primary_key.columns
+        oldest = select(key).where(column < cutoff).limit(self.policy.batch_rows)
         with self.engine.begin() as connection:
-            return connection.execute(delete(table).where(table.c.id.in_(oldest))).rowcount
+            return connection.execute(delete(table).where(key.in_(oldest))).rowcount
 
 
 def _touched(report: RetentionReport) -> list[str]:

@@ -478,3 +478,32 @@ def test_the_retention_budget_fits_the_stage_soft_limit_for_a_short_visibility(t
         system.store.close()
 
     assert budget <= 0.8 * stage_limits(settings, STAGES)["retention"].soft
+
+
+def test_live_settings_no_application_read_within_their_hours_are_pruned(store):
+    with store.engine.begin() as connection:
+        store.settings_read.record(
+            [(["db.pool_size"], NOW - 50 * HOURS), (["cache.warm"], NOW - 10 * HOURS)], connection
+        )
+
+    report = Retention(store.engine, policy(settings_read_hours=48)).run(NOW)
+
+    assert report.deleted["settings_read"] == 1
+    assert store.settings_read.last_read("db.pool_size") is None
+    assert store.settings_read.last_read("cache.warm") == NOW - 10 * HOURS
+
+
+def test_a_setting_is_kept_as_long_as_set_control_looks_back_for_its_read(tmp_path):
+    from selfmend.config import Settings
+    from selfmend.system import System
+
+    settings = Settings(
+        store_url=f"sqlite:///{tmp_path}/store.db",
+        event_retention_hours=12,
+        control_read_lookback_hours=36,
+    )
+    system = System.from_settings(settings)
+    try:
+        assert system.retention.policy.settings_read_hours == 36
+    finally:
+        system.close()
