@@ -1,5 +1,5 @@
 """A dependency failing behind a breaker that stays closed (issue 14), on a real Redis: the
-client's series show it, the proposed patterns fire on the breaker named in the series' labels,
+client's series show it, the catalogue's patterns fire on the breaker named in the series' labels,
 and their fixes (trip the breaker to its fallback, tighten its thresholds or its timeout) take
 the errors off the application's callers, judged on the series the callers' calls produce."""
 
@@ -9,13 +9,12 @@ import asyncio
 import json
 import operator
 import time
-from pathlib import Path
 
 import pytest
 
 from selfmend.client import Client
 from selfmend.config import Settings
-from selfmend.detect.pattern_file import check_actions, read_patterns
+from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.errors import ActionError
 from selfmend.models import series_key
 from selfmend.remedy.base import with_labels
@@ -26,11 +25,7 @@ from tests.resources import empty_redis
 
 pytestmark = pytest.mark.integration
 
-# The patterns proposed for catalogue.toml (owned elsewhere), as written there.
-PATTERNS = {
-    pattern.name: pattern
-    for pattern in read_patterns(Path(__file__).parents[1] / "breaker_patterns.toml")
-}
+PATTERNS = {pattern.name: pattern for pattern in BUILTIN_PATTERNS}
 FAILING = PATTERNS["breaker_dependency_failing"]
 SLOW = PATTERNS["breaker_dependency_slow"]
 
@@ -79,11 +74,6 @@ def shop(tmp_path):
         home=tmp_path, store_url=f"sqlite:///{tmp_path}/store.db", redis_url=empty_redis("breaker")
     )
     system = System.from_settings(settings, patterns=())
-    models = {
-        name: getattr(system.catalogue.get(name), "params_model", None)
-        for name in system.catalogue.names()
-    }
-    check_actions(PATTERNS.values(), models, "breaker_patterns.toml")
     buffer = Captured()
     client = Client(settings, store=system.store, buffer=buffer)
     yield client, system, buffer
