@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 PATTERNS = {pattern.name: pattern for pattern in BUILTIN_PATTERNS}
 FAILING = PATTERNS["breaker_dependency_failing"]
+UNSERVED = FAILING.condition.of[0]  # its other condition: the breaker still admits calls
 SLOW = PATTERNS["breaker_dependency_slow"]
 
 
@@ -121,7 +122,7 @@ def test_a_trip_sends_calls_to_the_fallback_until_the_probes_find_the_dependency
     assert before[target] == 1.0
     assert before[target.replace("unserved", "failure")] == 1.0
     assert before[target.replace("unserved_ratio", "open")] == 0.0
-    assert FAILING.condition.selects(target) and fires(FAILING.condition, before[target])
+    assert UNSERVED.selects(target) and fires(UNSERVED, before[target])
 
     action, plan = plan_for(system, FAILING, target)
     assert plan.params == {"breaker": "payments", "hold": "tripped"}
@@ -132,7 +133,7 @@ def test_a_trip_sends_calls_to_the_fallback_until_the_probes_find_the_dependency
     assert dependency.reached == reached  # nothing waited on the failing dependency
     client.flush()
     after = buffer.take()
-    assert after[target] == 0.0 and not fires(FAILING.condition, after[target])
+    assert after[target] == 0.0 and not fires(UNSERVED, after[target])
     assert after[target.replace("unserved_ratio", "open")] == 1.0
 
     time.sleep(0.35)  # reset_timeout: a probe goes through, fails, and the breaker reopens
@@ -187,7 +188,7 @@ def test_the_second_candidate_tightens_the_rate_so_the_breaker_opens_by_itself(s
     calls(payments, charge, 12)
     client.flush()
     target = series_key("breaker.unserved_ratio", {"breaker": "payments", "fallback": "yes"})
-    assert fires(FAILING.condition, buffer.take()[target])  # 8 of 12
+    assert fires(UNSERVED, buffer.take()[target])  # 8 of 12
 
     action, plan = plan_for(system, FAILING, target, candidate=1)
     assert plan.summary == "breaker payments: failure_rate 0.8 → 0.4"
@@ -196,7 +197,7 @@ def test_the_second_candidate_tightens_the_rate_so_the_breaker_opens_by_itself(s
     assert payments.state is State.OPEN  # its own breach, so it will probe by itself
     assert [payments.call(charge) for _ in range(10)] == ["queued"] * 10
     client.flush()
-    assert not fires(FAILING.condition, buffer.take()[target])
+    assert not fires(UNSERVED, buffer.take()[target])
 
     action.rollback(plan)
     assert system.breakers.in_force("payments").failure_rate == 0.8
