@@ -1,6 +1,6 @@
-"""PostgreSQL collector: connections by state, the oldest query, transaction and lock wait in
-``pg_stat_activity``, cache, deadlock and temp-file counters of ``pg_stat_database``, and the
-cluster's connection use, transaction-id age, replication lag and dead tuples."""
+"""PostgreSQL collector: connections by state, the oldest query, transaction, lock wait and lock
+blocker in ``pg_stat_activity``, cache, deadlock and temp-file counters of ``pg_stat_database``,
+and the cluster's connection use, transaction-id age, replication lag and dead tuples."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ SERIES = (
     "postgres.longest_transaction_seconds",
     "postgres.longest_idle_in_transaction_seconds",
     "postgres.lock_waits",
+    "postgres.oldest_blocker_seconds",
     "postgres.cache_hit_ratio",
     "postgres.deadlocks_total",
     "postgres.temp_bytes_total",
@@ -57,6 +58,19 @@ ACTIVITY = text("""
     WHERE datname = current_database() AND pid <> pg_backend_pid()
         AND backend_type = 'client backend'
 """)
+# The cause of a lock queue rather than its size: how long the oldest transaction at its head
+# (blocking a waiter, not itself waiting on a lock) has been open. A statement timeout ends each
+# waiter after seconds and the queue's length dips, but whoever holds the lock ages on; 0 when no
+# session waits. A blocker outside any transaction (a session-level advisory lock) has no age.
+BLOCKERS = text("""
+    SELECT coalesce(max(extract(epoch FROM clock_timestamp() - b.xact_start)), 0)::float8
+    FROM pg_stat_activity w
+    CROSS JOIN unnest(pg_blocking_pids(w.pid)) AS blocking(pid)
+    JOIN pg_stat_activity b ON b.pid = blocking.pid
+    WHERE w.datname = current_database() AND w.backend_type = 'client backend'
+        AND w.wait_event_type = 'Lock' AND b.backend_type = 'client backend'
+        AND b.wait_event_type IS DISTINCT FROM 'Lock'
+""")
 DATABASE = text("""
     SELECT blks_hit::float8 / nullif(blks_hit + blks_read, 0), deadlocks, temp_bytes
     FROM pg_stat_database WHERE datname = current_database()
@@ -94,6 +108,7 @@ class PostgresCollector:
             longest_query, longest_transaction, longest_idle, lock_waits = connection.execute(
                 ACTIVITY
             ).one()
+            oldest_blocker = connection.execute(BLOCKERS).scalar_one()
             hit_ratio, deadlocks, temp_bytes = connection.execute(DATABASE).one()
             utilization, xid_age, replication_lag = connection.execute(CLUSTER).one()
             dead_tuple_ratio, seq_rows_read = connection.execute(TABLES).one()
@@ -107,6 +122,7 @@ class PostgresCollector:
                 "postgres.longest_transaction_seconds": longest_transaction,
                 "postgres.longest_idle_in_transaction_seconds": longest_idle,
                 "postgres.lock_waits": lock_waits,
+                "postgres.oldest_blocker_seconds": oldest_blocker,
                 "postgres.cache_hit_ratio": hit_ratio,
                 "postgres.deadlocks_total": deadlocks,
                 "postgres.temp_bytes_total": temp_bytes,

@@ -1,6 +1,9 @@
 """Lock contention against a real server: pg_end_blockers finds the session at the head of a
 lock queue (not the sessions queued behind it), terminates it when it idles in its transaction,
-cancels its query when it runs one, and refuses when nothing blocks anyone that long."""
+cancels its query when it runs one, and refuses when nothing blocks anyone that long; and when a
+statement timeout ends every waiter within a second, the collector's
+``postgres.oldest_blocker_seconds`` and the plan still see the same blocker, and the series goes
+to 0 once it is ended."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import threading
 import psycopg
 import pytest
 
+from selfmend.collect.postgres import PostgresCollector
 from selfmend.errors import ActionError
 from selfmend.remedy.actions.postgres_blockers import PgEndBlockers
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
@@ -20,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 DATABASE = database_name("blockers")
 URL = database_url("blockers")
-WAITING = 0.5  # seconds a waiter must have waited for its blocker to be chosen
+WAITING = 0.5  # seconds the tests let waiters queue before planning
+HELD = 0.5  # seconds a blocker's transaction must have been open for it to be chosen
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,7 @@ def test_an_idle_blocker_is_named_terminated_once_and_its_waiters_proceed(databa
         wait_for(lambda: waited([w.pid for w in waiters], WAITING), timeout=10, every=0.1)
         action = PgEndBlockers(databases)
 
-        plan = action.plan({"waiting_seconds": WAITING})
+        plan = action.plan({"transaction_seconds": HELD})
 
         assert plan.target == DATABASE
         (blocker,) = plan.params["sessions"]
@@ -153,7 +158,7 @@ def test_an_active_blocker_has_its_query_cancelled_and_its_session_kept(database
         wait_for(lambda: waited([w.pid for w in waiters], WAITING), timeout=10, every=0.1)
         action = PgEndBlockers(databases)
 
-        plan = action.plan({"waiting_seconds": WAITING})
+        plan = action.plan({"transaction_seconds": HELD})
 
         (blocker,) = plan.params["sessions"]
         assert blocker["pid"] == sleeper.pid
@@ -183,8 +188,8 @@ def test_the_oldest_transaction_is_ended_first_within_the_bound(databases, accou
         wait_for(lambda: waited([w.pid for w in waiters], WAITING), timeout=10, every=0.1)
         action = PgEndBlockers(databases)
 
-        one = action.plan({"waiting_seconds": WAITING})
-        both = action.plan({"waiting_seconds": WAITING, "max_sessions": 5})
+        one = action.plan({"transaction_seconds": HELD})
+        both = action.plan({"transaction_seconds": HELD, "max_sessions": 5})
 
         assert [s["pid"] for s in one.params["sessions"]] == [older.info.backend_pid]
         assert [s["pid"] for s in both.params["sessions"]] == [
@@ -202,18 +207,18 @@ def test_the_oldest_transaction_is_ended_first_within_the_bound(databases, accou
             waiter.close()
 
 
-def test_without_a_blocker_waited_on_that_long_the_plan_refuses(databases, accounts):
+def test_without_a_blocker_open_that_long_the_plan_refuses(databases, accounts):
     action = PgEndBlockers(databases)
     idle = holding(5)  # in a transaction, holding a lock nobody wants
     try:
-        with pytest.raises(ActionError, match=f"no session of {DATABASE} blocks another"):
-            action.plan({"waiting_seconds": WAITING})
+        with pytest.raises(ActionError, match=f"no session of {DATABASE} in a transaction"):
+            action.plan({"transaction_seconds": HELD})
 
         waiter = Waiter(5)
         try:
             wait_for(lambda: waited([waiter.pid], 0), timeout=10, every=0.1)
-            with pytest.raises(ActionError, match="that has waited on a lock over 60 s"):
-                action.plan({"waiting_seconds": 60})  # queued, but not for long
+            with pytest.raises(ActionError, match="open over 60 s blocks another"):
+                action.plan({"transaction_seconds": 60})  # blocking, but not open that long
         finally:
             idle.rollback()
             waiter.close()
@@ -228,5 +233,73 @@ def test_only_a_monitored_database_and_a_small_bound_may_be_given(databases):
         action.plan({"database": "billing"})
     with pytest.raises(ActionError, match=r"params.max_sessions"):
         action.plan({"max_sessions": 6})
-    with pytest.raises(ActionError, match=r"params.waiting_seconds"):
-        action.plan({"waiting_seconds": 0})
+    with pytest.raises(ActionError, match=r"params.transaction_seconds"):
+        action.plan({"transaction_seconds": 0})
+
+
+class Orders:
+    """A shop's orders on a thread: each updates one account under a statement timeout of
+    ``timeout`` seconds and, ended by it, the next comes; so no waiter outlives the timeout."""
+
+    def __init__(self, account: int, timeout: float) -> None:
+        self.connection = psycopg.connect(
+            URL,
+            autocommit=True,
+            application_name="orders",
+            options=f"-c statement_timeout={int(timeout * 1000)}",
+        )
+        self.timed_out = 0
+        self.placed = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(account,), daemon=True)
+        self.thread.start()
+
+    def _run(self, account: int) -> None:
+        while not self.stop.is_set():
+            try:
+                self.connection.execute(
+                    "UPDATE accounts SET balance = balance + 1 WHERE id = %s", [account]
+                )
+                self.placed += 1
+                self.stop.wait(0.05)
+            except psycopg.errors.QueryCanceled:
+                self.timed_out += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.connection.close()
+
+
+def oldest_blocker(collector: PostgresCollector) -> float:
+    [sample] = [s for s in collector.collect() if s.series == "postgres.oldest_blocker_seconds"]
+    return sample.value
+
+
+def test_a_blocker_whose_waiters_a_statement_timeout_ends_is_measured_found_and_ended(
+    databases, accounts
+):
+    """Every waiter is ended after 0.3 s, yet the series ages with the blocker's transaction,
+    and the plan bounded by that age (not by any waiter's) names it; once it is ended, the
+    series is 0 and the orders go through."""
+    collector = PostgresCollector(URL)
+    holder = holding(6, application="lab-locker")
+    orders = [Orders(6, timeout=0.3), Orders(6, timeout=0.3)]
+    try:
+        wait_for(lambda: oldest_blocker(collector) > 2.0, timeout=15, every=0.2)
+        assert sum(o.timed_out for o in orders) >= 2  # each waiter died long before that
+        action = PgEndBlockers(databases)
+
+        plan = action.plan({"transaction_seconds": 2.0})
+
+        (blocker,) = plan.params["sessions"]
+        assert blocker["pid"] == holder.info.backend_pid
+        assert blocker["application"] == "lab-locker" and blocker["transaction_seconds"] > 2.0
+        assert action.apply(plan)["ended"] == [holder.info.backend_pid]
+        wait_for(lambda: all(o.placed for o in orders), timeout=10, every=0.05)
+        assert oldest_blocker(collector) == 0.0
+    finally:
+        for order in orders:
+            order.close()
+        holder.close()
+        collector.engine.dispose()

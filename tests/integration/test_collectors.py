@@ -125,6 +125,7 @@ def test_postgres_collector_counts_connections_by_state_and_the_longest_query(
     assert 1.0 <= value("postgres.longest_idle_in_transaction_seconds") <= elapsed + 0.5
     assert value("postgres.longest_transaction_seconds") >= 1.0
     assert value("postgres.lock_waits") == 0
+    assert value("postgres.oldest_blocker_seconds") == 0  # nobody waits on a lock
     assert value("postgres.deadlocks_total") == 0
     assert 0.0 < value("postgres.connection_utilization") <= 1.0
     assert value("postgres.xid_age") > 0

@@ -2,19 +2,22 @@
 
 Sessions waiting on locks queue behind one transaction that holds them: a transaction left idle
 by its application, or one running a long statement. The plan reads the monitored database's
-sessions waiting on a ``Lock`` and follows ``pg_blocking_pids`` from those that have waited over
-``waiting_seconds`` (``pg_locks.waitstart``, PostgreSQL 14 and later) to the root blockers:
+sessions waiting on a ``Lock`` and follows ``pg_blocking_pids`` from each to the root blockers:
 the sessions that block and are not themselves waiting on a lock (a waiter that blocks others
-is freed with its root). It names each by pid and backend start, with its state, what it runs
-(or last ran) and how many waiting sessions queue behind it, oldest transaction first, at most
-``max_sessions``.
+is freed with its root). Those whose transaction has been open over ``transaction_seconds`` are
+chosen: the blocker's age, not the waiters', because a statement timeout ends each waiter after
+seconds while the transaction holding the lock ages on, and it is the age the
+``postgres.oldest_blocker_seconds`` series reports, so a pattern on that series and this bound
+see the same session. The plan names each by pid and backend start, with its state, what it
+runs (or last ran) and how many waiting sessions queue behind it now, oldest transaction first,
+at most ``max_sessions``.
 
 Apply signals each root blocker that is still the same backend and still blocks someone: one
 idle in its transaction is terminated (``pg_terminate_backend``: the transaction rolls back and
 its locks go), an active one has its query cancelled (``pg_cancel_backend``: the statement fails,
 its transaction aborts and its locks go, the session stays). A second apply finds nothing left.
 
-When no session blocks another that long the plan refuses, so the next candidate or a person
+When no transaction that old blocks anyone the plan refuses, so the next candidate or a person
 takes the incident; so it does when the root blockers are neither active nor in a transaction
 (a session-level advisory lock held by an idle session), which no cancel frees. Only client
 sessions of the monitored database, never selfmend's own. Neither signal can be undone: not
@@ -34,22 +37,19 @@ from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
 from selfmend.remedy.base import Plan, parse_params
 
 # Every lock waiter of the database, then the blocking chains from each (a waiter blocked by a
-# waiter leads on to that one's blockers); the roots are the blockers not waiting on a lock.
-# `overdue` marks chains that start at a waiter over the threshold: only their roots are chosen,
-# but a root counts every waiter queued behind it.
+# waiter leads on to that one's blockers); the roots are the blockers not waiting on a lock,
+# chosen when their transaction is over the bound (or they hold a lock outside any, so the plan
+# can say why nothing frees it), each counting every waiter queued behind it.
 _ROOTS = text("""
     WITH RECURSIVE waiting AS (
-        SELECT w.pid, pg_blocking_pids(w.pid) AS blockers,
-               clock_timestamp() - coalesce(
-                   (SELECT min(l.waitstart) FROM pg_locks l WHERE l.pid = w.pid AND NOT l.granted),
-                   w.query_start) > make_interval(secs => :waiting) AS overdue
+        SELECT w.pid, pg_blocking_pids(w.pid) AS blockers
         FROM pg_stat_activity w
         WHERE w.datname = current_database() AND w.backend_type = 'client backend'
           AND w.wait_event_type = 'Lock'
-    ), chain(waiter, blocker, overdue) AS (
-        SELECT w.pid, b.pid, w.overdue FROM waiting w CROSS JOIN unnest(w.blockers) AS b(pid)
+    ), chain(waiter, blocker) AS (
+        SELECT w.pid, b.pid FROM waiting w CROSS JOIN unnest(w.blockers) AS b(pid)
         UNION
-        SELECT c.waiter, b.pid, c.overdue
+        SELECT c.waiter, b.pid
         FROM chain c JOIN waiting w ON w.pid = c.blocker CROSS JOIN unnest(w.blockers) AS b(pid)
     )
     SELECT a.pid, extract(epoch FROM a.backend_start)::float8 AS started,
@@ -61,8 +61,9 @@ _ROOTS = text("""
     FROM chain c JOIN pg_stat_activity a ON a.pid = c.blocker
     WHERE a.datname = current_database() AND a.backend_type = 'client backend'
       AND a.pid <> pg_backend_pid() AND a.wait_event_type IS DISTINCT FROM 'Lock'
+      AND (a.xact_start IS NULL
+           OR clock_timestamp() - a.xact_start > make_interval(secs => :transaction_seconds))
     GROUP BY a.pid, a.backend_start, a.state, a.application_name, a.query, a.xact_start
-    HAVING bool_or(c.overdue)
     ORDER BY a.xact_start NULLS LAST, a.backend_start
 """)
 # Only the backends the plan named (pid and start time), still blocking a waiter; idle in a
@@ -88,8 +89,11 @@ class BlockerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     database: str | None = Field(None, description="A monitored database; its only one if unset.")
-    waiting_seconds: float = Field(
-        10.0, gt=0, allow_inf_nan=False, description="Waiters over this long: their blockers."
+    transaction_seconds: float = Field(
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Root blockers whose transaction has been open over this long.",
     )
     max_sessions: int = Field(1, ge=1, le=5, description="Root blockers one apply may end.")
 
@@ -114,13 +118,13 @@ class PgEndBlockers:
             roots = [
                 dict(row)
                 for row in connection.execute(
-                    _ROOTS, {"waiting": parsed.waiting_seconds}
+                    _ROOTS, {"transaction_seconds": parsed.transaction_seconds}
                 ).mappings()
             ]
         if not roots:
             raise ActionError(
-                f"{self.name}: no session of {database} blocks another that has waited on a "
-                f"lock over {parsed.waiting_seconds:g} s"
+                f"{self.name}: no session of {database} in a transaction open over "
+                f"{parsed.transaction_seconds:g} s blocks another"
             )
         sessions = [r for r in roots if _actionable(r["state"])][: parsed.max_sessions]
         if not sessions:
@@ -134,8 +138,9 @@ class PgEndBlockers:
             database,
             {**parsed.model_dump(), "database": database, "sessions": sessions},
             {},
-            f"end the sessions blocking others over {parsed.waiting_seconds:g} s on {database} "
-            f"(terminate if idle in a transaction, else cancel the query): {describe(sessions)}",
+            f"end the sessions in a transaction open over {parsed.transaction_seconds:g} s that "
+            f"block others on {database} (terminate if idle in a transaction, else cancel the "
+            f"query): {describe(sessions)}",
         )
 
     def apply(self, plan: Plan) -> dict[str, Any]:
