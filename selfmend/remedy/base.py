@@ -3,6 +3,8 @@
 ``plan`` validates the parameters, reads the current state and records how to undo; ``apply``
 first checks whether the change is already in place, so a redelivered message is harmless;
 ``rollback`` restores what ``plan`` recorded. Errors are ``ActionError`` with a stable code.
+An action whose risk depends on what it found (an index on a big table) says so in the plan's
+``risk``, which raises the action's own risk for that plan and never lowers it.
 An action may name its pydantic parameter model as ``params_model``: a pattern that gives it a
 parameter the model does not have is then refused when the patterns load, not mid-incident.
 """
@@ -28,6 +30,7 @@ class Plan:
     params: dict[str, Any]
     undo: dict[str, Any]
     summary: str
+    risk: Risk | None = None  # this plan's risk, when above the action's own
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -120,7 +120,7 @@ class Executor:
     ) -> Remediation | None:
         """Plan and gate one candidate; None if it could not be planned (nothing was changed,
         so the next candidate is tried)."""
-        risk = max(action.risk, candidate.spec.risk or action.risk, key=_RISK_ORDER.index)
+        risk = _highest(action.risk, candidate.spec.risk)
         claimed = ExecutionLog.step_in(history, incident.id, action.name, ExecutionState.APPLYING)
         if claimed is not None:
             return self._resume(incident, action, claimed, history)
@@ -131,7 +131,7 @@ class Executor:
             failed = f"could not plan {action.name}: {error}"
             self._attempt(incident, action, unplanned, risk).log(ExecutionState.FAILED, failed)
             return None
-        attempt = self._attempt(incident, action, plan, risk)
+        attempt = self._attempt(incident, action, plan, _highest(risk, plan.risk))
         return self._gate(attempt, candidate.reason(), history)
 
     def _nothing_left(self, incident: Incident) -> str:
@@ -267,3 +267,8 @@ _HELD = {
     Verdict.AWAIT_APPROVAL: (ExecutionState.AWAITING_APPROVAL, "awaiting_approval"),
 }
 _RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
+
+
+def _highest(*risks: Risk | None) -> Risk:
+    """The highest of the action's, the pattern's and the plan's risk: each may only raise it."""
+    return max((risk for risk in risks if risk is not None), key=_RISK_ORDER.index)

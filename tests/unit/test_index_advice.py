@@ -60,21 +60,33 @@ def test_a_join_attributes_each_qualified_column_to_its_table():
 
 def test_equality_columns_lead_by_use_then_one_range_column():
     filtered = [
-        {"status": "equality", "created_at": "range"},
-        {"customer_id": "equality", "status": "equality"},
-        {"status": "equality", "total": "range"},
-        {"created_at": "range"},
+        ({"status": "equality", "created_at": "range"}, 1),
+        ({"customer_id": "equality", "status": "equality"}, 1),
+        ({"status": "equality", "total": "range"}, 1),
+        ({"created_at": "range"}, 1),
     ]
     assert _index_columns(filtered) == ["status", "customer_id", "created_at"]
+
+
+def test_a_column_weighs_as_often_as_the_queries_filtering_on_it_ran():
+    """Two distinct queries on status, run once each, weigh less than one on customer_id run
+    five times: the index leads with what the workload filters on most."""
+    filtered = [
+        ({"status": "equality"}, 1),
+        ({"status": "equality", "total": "range"}, 1),
+        ({"customer_id": "equality"}, 5),
+        ({"created_at": "range"}, 3),
+    ]
+    assert _index_columns(filtered) == ["customer_id", "status", "created_at"]
 
 
 def test_queries_an_index_already_serves_do_not_shape_the_advice():
     """A lookup by primary key beside a search on an unindexed column: the advice is the
     search's column alone, not (id, sku), which the search could not use."""
-    by_id = {"id": "equality"}
-    by_sku = {"sku": "equality"}
+    by_id = ({"id": "equality"}, 30)
+    by_sku = ({"sku": "equality"}, 2)
 
-    chosen = index_columns([by_id, by_id, by_id, by_sku, by_sku], leading={"id"})
+    chosen = index_columns([by_id, by_sku], leading={"id"})
 
-    assert chosen.columns == ["sku"] and chosen.queries == [by_sku, by_sku]
-    assert index_columns([by_id, by_id], leading={"id"}) is None  # every query is served
+    assert chosen.columns == ["sku"] and chosen.queries == [by_sku]
+    assert index_columns([by_id], leading={"id"}) is None  # every query is served

@@ -1,17 +1,30 @@
 """pg_create_index: build the index a slow table lacks, with CREATE INDEX CONCURRENTLY.
 
-Building an index on a live table takes time and disk and changes every plan that reads it, so
-the risk is high: a person approves each one. The table and columns are checked against the
-database's schema and quoted; at most three columns, one index per apply. CONCURRENTLY keeps
-writes flowing while it builds, and a lock timeout keeps it from queueing behind a long
-transaction. The build has a statement timeout of its own (``index_build_timeout_seconds``),
+Risk depends on the table's size. CONCURRENTLY blocks neither reads nor writes, and DROP INDEX
+CONCURRENTLY undoes it, so, as automatic tuning does in production databases (Azure SQL's
+creates indexes, checks that the workload improved and reverts the ones that did not), a build
+on a table whose heap is at most ``approve_above_mb`` (1024 MB unless the pattern says) is
+medium risk: applied in auto mode, verified by the incident's series (the rows sequential scans
+read), and rolled back, this index dropped and no other, when they did not fall. What stays at
+stake is the build's time and disk: it reads the heap twice and sorts the keys, and the index
+takes disk of its own. Up to 1 GiB that is at most a minute or so of reading on current disks,
+inside ``index_build_timeout_seconds`` (600 s), and an index of three columns at most is a
+fraction of the heap; above it the plan is high risk and a person approves, knowing the disk and
+the hour. An index also costs every write a little and may change other queries' plans, which
+the verdict does not watch; the planner only picks an index it costs cheaper, and the rollback
+is one statement away.
+
+The table and columns are checked against the database's schema and quoted; at most three
+columns, one index per apply. A lock timeout keeps the build from queueing behind a long
+transaction, and it has a statement timeout of its own (``index_build_timeout_seconds``),
 longer than the one every other statement has, set for it and reset after it. A build that
 fails leaves an invalid index, which is dropped at once. An index whose leading columns are
-these already counts as done. Undo drops the index it created, concurrently too.
+these already counts as done; an index of another's with the name this one would take is
+refused, so that rollback can only ever drop what this action built.
 
 Without ``table`` and ``columns`` the plan recommends the index (``postgres_index_advice``):
-the columns the sessions' recent queries filter the most sequentially scanned table on. The
-plan, with its evidence, is what the person approving reads.
+the columns the workload's queries filter the most sequentially scanned table on, weighed by
+how often they run. The plan, with its evidence, is what a person approving reads.
 """
 
 from __future__ import annotations
@@ -30,6 +43,11 @@ from selfmend.remedy.actions.postgres_index_advice import MIN_ROWS, advise
 from selfmend.remedy.base import Plan, parse_params
 
 LOCK_TIMEOUT = "5s"
+APPROVE_ABOVE_MB = 1024.0  # a bigger heap's build takes time and disk a person should agree to
+_HEAP_BYTES = text("""
+    SELECT pg_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = :schema AND c.relname = :table
+""")
 _VALID = text("""
     SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relname = :name
@@ -49,6 +67,9 @@ class IndexRequest(BaseModel):
     table: str | None = None
     schema_name: str = Field("public", alias="schema")
     columns: list[str] | None = None
+    approve_above_mb: float = Field(
+        APPROVE_ABOVE_MB, gt=0, description="A table whose heap is bigger waits for a person."
+    )
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> IndexRequest:
@@ -66,7 +87,7 @@ def index_name(table: str, columns: list[str]) -> str:
 class PgCreateIndex:
     name = "pg_create_index"
     params_model = IndexRequest
-    risk = Risk.HIGH
+    risk = Risk.MEDIUM  # HIGH in the plan of a table above approve_above_mb
     reversible = True
 
     def __init__(self, databases: MonitoredDatabases, build_timeout_seconds: float = 600.0) -> None:
@@ -80,8 +101,8 @@ class PgCreateIndex:
             advice = None if request.table else advise(connection)
             if request.table is None and advice is None:
                 raise ActionError(
-                    f"{self.name}: no index to recommend on {database}: no recent query "
-                    f"filters a table of {MIN_ROWS}+ rows that sequential scans read"
+                    f"{self.name}: no index to recommend on {database}: no query of the "
+                    f"workload filters a table of {MIN_ROWS}+ rows that sequential scans read"
                 )
             chosen = request if advice is None else advice
             parsed = parse_params(
@@ -91,33 +112,66 @@ class PgCreateIndex:
                  "columns": chosen.columns},
             )  # fmt: skip
             table = checked_table(connection, self.name, parsed)
-            inspector = inspect(connection)
-            known = {c["name"] for c in inspector.get_columns(parsed.table, parsed.schema_name)}
-            missing = [column for column in parsed.columns if column not in known]
-            if missing:
-                raise ActionError(
-                    f"{self.name}: params.columns: {table} has no column {missing[0]!r} "
-                    f"(columns: {', '.join(sorted(known))})"
-                )
-            covering = [
-                index["name"]
-                for index in inspector.get_indexes(parsed.table, parsed.schema_name)
-                if index["column_names"][: len(parsed.columns)] == parsed.columns
-            ]
-        name = covering[0] if covering else index_name(parsed.table, parsed.columns)
-        summary = (
-            f"{table} on {database} is already indexed on ({', '.join(parsed.columns)}) by {name}"
-            if covering
-            else f"CREATE INDEX CONCURRENTLY {name} ON {table} ({', '.join(parsed.columns)})"
-        )
+            covering = self._covering(connection, table, parsed)
+            name = covering or self._free_name(connection, table, parsed)
+            heap_mb = self._heap_mb(connection, parsed)
+        if covering:
+            summary = f"{table} on {database} is already indexed on ({', '.join(parsed.columns)}) "
+            summary += f"by {name}"
+        else:
+            summary = f"CREATE INDEX CONCURRENTLY {name} ON {table} ({', '.join(parsed.columns)})"
+        big = heap_mb > request.approve_above_mb and not covering
+        if big:
+            summary += (
+                f" ({heap_mb:.0f} MB, above the {request.approve_above_mb:g} MB built unasked)"
+            )
         evidence = {} if advice is None else {"advice": advice.evidence}
         return Plan(
             self.name,
             f"{database}:{table}",
-            {**parsed.model_dump(by_alias=True), "database": database, "index": name, **evidence},
+            {**parsed.model_dump(by_alias=True), "database": database, "index": name,
+             "heap_mb": round(heap_mb, 1), **evidence},
             {"drop": not covering},
             summary if advice is None else f"{summary}: {advice.describe()}",
-        )
+            Risk.HIGH if big else None,
+        )  # fmt: skip
+
+    def _covering(self, connection: Any, table: str, parsed: IndexParams) -> str | None:
+        """The name of a valid index that leads with the columns, once they are known columns
+        (an invalid one, left by an interrupted build, serves no query: apply replaces it)."""
+        inspector = inspect(connection)
+        known = {c["name"] for c in inspector.get_columns(parsed.table, parsed.schema_name)}
+        missing = [column for column in parsed.columns if column not in known]
+        if missing:
+            raise ActionError(
+                f"{self.name}: params.columns: {table} has no column {missing[0]!r} "
+                f"(columns: {', '.join(sorted(known))})"
+            )
+        for index in inspector.get_indexes(parsed.table, parsed.schema_name):
+            if index["column_names"][: len(parsed.columns)] == parsed.columns and (
+                self._valid(connection, parsed.schema_name, index["name"]) is True
+            ):
+                return index["name"]
+        return None
+
+    def _free_name(self, connection: Any, table: str, parsed: IndexParams) -> str:
+        """This index's name, refused when a valid index on other columns has it: rollback
+        drops the index by name, and must never drop one this action did not build."""
+        name = index_name(parsed.table, parsed.columns)
+        if self._valid(connection, parsed.schema_name, name) is True:
+            raise ActionError(
+                f"{self.name}: an index named {name} already exists in schema "
+                f"{parsed.schema_name!r}, not on {table} ({', '.join(parsed.columns)}); "
+                "rename it to have this one built"
+            )
+        return name
+
+    def _heap_mb(self, connection: Any, parsed: IndexParams) -> float:
+        """What the build reads twice: the table's main fork, without its indexes or TOAST."""
+        size = connection.execute(
+            _HEAP_BYTES, {"schema": parsed.schema_name, "table": parsed.table}
+        ).scalar()
+        return (size or 0) / 2**20
 
     def apply(self, plan: Plan) -> dict[str, Any]:
         parsed = parse_params(IndexParams, self.name, _params_of(plan))

@@ -1,12 +1,13 @@
-"""Which index a slow database lacks: the columns its recent queries filter a table on, for the
-tables that sequential scans read the most rows of.
+"""Which index a slow database lacks: the columns its queries filter a table on, weighed by how
+often they run, for the tables that sequential scans read the most rows of.
 
-The queries are the last statement of each client session (``pg_stat_activity.query``), parsed
-with sqlglot, never run: the advice reads statistics and text only. A column counts when a
-query's WHERE compares it with a value or a parameter (``=``, ``IN``, ``<``, ``BETWEEN``…), not
-with another column; columns compared for equality lead, then one range column, as a B-tree
-serves them best. Every name comes from the inspected schema, so advice can only name a real
-table and real columns. A query that filters on a column some index (the primary key and
+The queries and their counts come from ``postgres_workload`` (pg_stat_statements, else
+pg_stat_activity sampled over a couple of seconds); they are parsed with sqlglot, never run: the
+advice reads statistics and text only. A column counts when a query's WHERE compares it with a
+value or a parameter (``=``, ``IN``, ``<``, ``BETWEEN``…), not with another column, and weighs
+as many times as the query ran; columns compared for equality lead, then one range column, as a
+B-tree serves them best. Every name comes from the inspected schema, so advice can only name a
+real table and real columns. A query that filters on a column some index (the primary key and
 unique constraints included) already leads with is served, and does not count: a lookup by id
 beside a search by an unindexed column must not make the advice an index on (id, sku), which
 the search cannot use.
@@ -23,6 +24,8 @@ import structlog
 from sqlalchemy import Connection, inspect, text
 from sqlglot import exp
 
+from selfmend.remedy.actions.postgres_workload import Workload, read_workload
+
 log = structlog.get_logger(__name__)
 
 MIN_ROWS = 10_000  # smaller tables are read whole cheaply; an index would not pay
@@ -36,11 +39,6 @@ _SCANNED = text("""
     FROM pg_stat_user_tables WHERE n_live_tup >= :min_rows AND seq_tup_read > 0
     ORDER BY seq_tup_read DESC LIMIT :limit
 """)
-_RECENT_QUERIES = text("""
-    SELECT query FROM pg_stat_activity
-    WHERE datname = current_database() AND pid <> pg_backend_pid()
-        AND backend_type = 'client backend' AND query <> ''
-""")
 
 
 @dataclass(frozen=True)
@@ -53,21 +51,26 @@ class IndexAdvice:
     def describe(self) -> str:
         e = self.evidence
         return (
-            f"{e['queries']} of the sessions' last queries filter {self.table} on "
-            f"{', '.join(self.columns)}; {e['seq_scans']} sequential scans read "
-            f"{e['seq_rows_read']} rows of its {e['rows']}"
+            f"queries run {e['executions']} times ({e['queries']} distinct; {e['source']}) "
+            f"filter {self.table} on {', '.join(self.columns)}; {e['seq_scans']} sequential "
+            f"scans read {e['seq_rows_read']} rows of its {e['rows']}"
         )
 
 
-def advise(connection: Connection) -> IndexAdvice | None:
-    """The index most worth building now, or None when no recent query shows one."""
-    queries = [row[0] for row in connection.execute(_RECENT_QUERIES)]
-    trees = [tree for tree in map(_parse, queries) if tree is not None]
+def advise(connection: Connection, workload: Workload | None = None) -> IndexAdvice | None:
+    """The index most worth building now, or None when no query of the workload shows one."""
+    workload = read_workload(connection) if workload is None else workload
+    trees = [(tree, runs) for query, runs in workload.executions.items() if (tree := _parse(query))]
     inspector = inspect(connection)
+    # Read after the workload: a sampled query's scans are then more likely counted.
     scanned = connection.execute(_SCANNED, {"min_rows": MIN_ROWS, "limit": TABLES_TRIED})
     for schema, table, seq_scans, seq_rows, index_scans, rows in scanned:
         columns = {c["name"] for c in inspector.get_columns(table, schema)}
-        filtered = [found for tree in trees if (found := filtered_columns(tree, table, columns))]
+        filtered = [
+            (found, runs)
+            for tree, runs in trees
+            if (found := filtered_columns(tree, table, columns))
+        ]
         chosen = index_columns(filtered, _leading_columns(inspector, table, schema))
         if chosen is None:
             continue
@@ -75,7 +78,8 @@ def advise(connection: Connection) -> IndexAdvice | None:
             schema,
             table,
             chosen.columns,
-            {"queries": len(chosen.queries), "seq_scans": seq_scans, "seq_rows_read": seq_rows,
+            {"queries": len(chosen.queries), "executions": sum(runs for _, runs in chosen.queries),
+             "source": workload.describe(), "seq_scans": seq_scans, "seq_rows_read": seq_rows,
              "index_scans": index_scans, "rows": rows},
         )  # fmt: skip
     return None
@@ -126,27 +130,30 @@ def _leading_columns(inspector: Any, table: str, schema: str) -> set[str]:
     return {columns[0] for columns in keys if columns}
 
 
+Filters = dict[str, str]  # column → "equality" or "range", as filtered_columns finds them
+
+
 @dataclass(frozen=True)
 class Chosen:
     columns: list[str]
-    queries: list[dict[str, str]]  # the unserved queries' filters the columns answer
+    queries: list[tuple[Filters, int]]  # the unserved queries' filters, each with its runs
 
 
-def index_columns(filtered: list[dict[str, str]], leading: set[str]) -> Chosen | None:
+def index_columns(filtered: list[tuple[Filters, int]], leading: set[str]) -> Chosen | None:
     """The columns for the queries no index serves (none of their filter columns leads an
-    index), or None when every query is served."""
-    unserved = [found for found in filtered if not leading.intersection(found)]
+    index), or None when every query is served. Each query is ``(filters, runs)``."""
+    unserved = [(found, runs) for found, runs in filtered if not leading.intersection(found)]
     if not unserved:
         return None
     return Chosen(_index_columns(unserved), unserved)
 
 
-def _index_columns(filtered: list[dict[str, str]]) -> list[str]:
-    """Equality columns by how many queries use them, then the most used range column."""
+def _index_columns(filtered: list[tuple[Filters, int]]) -> list[str]:
+    """Equality columns by how many runs filter on them, then the most run range column."""
     equality, ranges = Counter(), Counter()
-    for found in filtered:
+    for found, runs in filtered:
         for column, kind in found.items():
-            (equality if kind == "equality" else ranges)[column] += 1
+            (equality if kind == "equality" else ranges)[column] += runs
     chosen = [column for column, _ in equality.most_common(MAX_COLUMNS)]
     if len(chosen) < MAX_COLUMNS and ranges:
         chosen.append(ranges.most_common(1)[0][0])
