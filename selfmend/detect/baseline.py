@@ -25,6 +25,9 @@ HOUR = 3600.0
 BandReader = Callable[[str, str], "Band | None"]
 """The band of a condition (by its description) on a series key, or None: not learned (yet)."""
 
+Stretch = tuple[float, float]
+"""``(start, end)``: seconds during which a series was not itself (an incident was open on it)."""
+
 
 def unlearned(condition: str, key: str) -> Band | None:
     """No band for any series: a learned condition fires on its hard threshold only."""
@@ -113,9 +116,12 @@ class Learn(BaseModel):
             }
         )
 
-    def band(self, op: str, aggregates: Sequence[float], window: float) -> Band | None:
+    def band(
+        self, op: str, aggregates: Sequence[float], window: float, left_out: float = 0.0
+    ) -> Band | None:
         """The band of the past window aggregates, with the limit for ``op``; None while the
-        windows cover less than the warm-up."""
+        windows cover less than the warm-up. ``left_out`` is the seconds of history set aside
+        (incidents): they count towards neither the band nor the warm-up."""
         span = len(aggregates) * window
         if not aggregates or span < self.warm_up:
             return None
@@ -124,7 +130,7 @@ class Learn(BaseModel):
         low, high = (float(q) for q in np.quantile(values, [1 - self.quantile, self.quantile]))
         step = max(abs(median) * self.change, self.floor)
         limit = max(high, median + step) if op in (">", ">=") else min(low, median - step)
-        return Band(limit, median, low, high, span)
+        return Band(limit, median, low, high, span, left_out)
 
     def describe(self) -> str:
         """``learned``, with the fields this condition sets apart from the defaults."""
@@ -144,7 +150,8 @@ class Band:
     median: float
     low: float
     high: float
-    history_seconds: float
+    history_seconds: float  # the windows learned from
+    left_out_seconds: float = 0.0  # the windows set aside: an incident was open on the series
 
     def evidence(self) -> dict[str, Any]:
         return {
@@ -152,13 +159,19 @@ class Band:
             "median": self.median,
             "band": [self.low, self.high],
             "history_seconds": self.history_seconds,
+            "left_out_seconds": self.left_out_seconds,
         }
 
     @classmethod
     def from_evidence(cls, evidence: Mapping[str, Any]) -> Band:
         low, high = evidence["band"]
         return cls(
-            evidence["learned_limit"], evidence["median"], low, high, evidence["history_seconds"]
+            evidence["learned_limit"],
+            evidence["median"],
+            low,
+            high,
+            evidence["history_seconds"],
+            evidence.get("left_out_seconds", 0.0),  # recorded before anything was set aside
         )
 
 
@@ -169,18 +182,24 @@ def window_aggregates(
     until: float,
     history: float,
     aggregate: Callable[[np.ndarray, np.ndarray], float | None],
-) -> list[float]:
+    left_out: Sequence[Stretch] = (),
+) -> tuple[list[float], float]:
     """The aggregate of each whole window ``(end - window, end]`` stepping back from ``until``
-    over ``history``, oldest first, leaving out windows ``aggregate`` finds too sparse (None)."""
+    over ``history``, oldest first, leaving out windows ``aggregate`` finds too sparse (None)
+    and those that overlap a stretch of ``left_out``; with the seconds of windows those
+    stretches took."""
     found = []
-    ends = until - window * np.arange(int(history // window))
-    for end in ends[::-1]:
+    ends = until - window * np.arange(int(history // window))[::-1]
+    during = np.zeros(ends.shape, dtype=bool)
+    for start, stop in left_out:
+        during |= (ends > start) & (ends - window < stop)
+    for end in ends[~during]:
         first, last = np.searchsorted(times, [end - window, end], side="right")
         if last - first >= 2:
             value = aggregate(times[first:last], values[first:last])
             if value is not None:
                 found.append(value)
-    return found
+    return found, float(during.sum()) * window
 
 
 def recorded(evidence: Mapping[str, Any], target: str, current: BandReader) -> BandReader:

@@ -13,7 +13,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from selfmend.detect.aggregates import COMPARE, Aggregate, Comparison, aggregate, exact
-from selfmend.detect.baseline import Band, BandReader, Learn, unlearned, window_aggregates
+from selfmend.detect.baseline import (
+    Band,
+    BandReader,
+    Learn,
+    Stretch,
+    unlearned,
+    window_aggregates,
+)
 from selfmend.models import parse_series_key, series_key
 
 
@@ -87,15 +94,19 @@ class MetricCondition(Strict):
             return None
         return aggregate(self.aggregate, times, values)
 
-    def learned_band(self, points: Sequence[tuple[float, float]], until: float) -> Band | None:
+    def learned_band(
+        self, points: Sequence[tuple[float, float]], until: float, faults: Sequence[Stretch] = ()
+    ) -> Band | None:
         """The series' band from its windows ending at ``until`` (the current one left out, so
-        a fault does not teach itself), or None while they cover less than the warm-up."""
+        a fault does not teach itself), but for those overlapping ``faults`` (an earlier fault
+        does not become the usual either); None while the rest cover less than the warm-up."""
         if self.learn is None or not points:
             return None
         times, values = _arrays(points)
-        history = self.learn.history
-        aggregates = window_aggregates(times, values, self.window, until, history, self._covered)
-        return self.learn.band(self.op, aggregates, self.window)
+        aggregates, left_out = window_aggregates(
+            times, values, self.window, until, self.learn.history, self._covered, faults
+        )
+        return self.learn.band(self.op, aggregates, self.window, left_out)
 
     def limit(self, key: str, bands: BandReader = unlearned) -> dict[str, Any] | None:
         """The limit the series ``key`` is judged against now, with what it came from: the

@@ -3,17 +3,20 @@ learned from the series' own past windows and kept for ``learn.relearn`` seconds
 
 Hours of samples are read only for the series learned conditions name, in one query for every
 condition due at once, and at most once per ``relearn`` per process: a pass between relearnings
-reads no history at all.
+reads no history at all. The incidents open over that history are read in one more query: the
+windows of a series during one of them are not its usual behaviour (``faults``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from selfmend.detect.baseline import Band, BandReader
+from selfmend.detect.baseline import Band, BandReader, Stretch
 from selfmend.detect.conditions import MetricCondition
 from selfmend.store import Store
+from selfmend.store.incidents import Incident
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Baselines:
         conditions = [self._conditions[text] for text in due]
         since = min(now - c.window - c.learn.history for c in conditions if c.learn)
         windows = self.store.samples.windows_by_name({c.series for c in conditions}, since)
+        by_series = faults(self.store.incidents.open_since(since))
         for text, condition in zip(due, conditions, strict=True):
             # History ends where the current window starts: a fault does not teach itself.
             until = now - condition.window
@@ -60,7 +64,38 @@ class Baselines:
             for key, points in windows(condition.series, since).items():
                 if not condition.selects(key):
                     continue
-                band = condition.learned_band([p for p in points if p[0] <= until], until)
+                past = [p for p in points if p[0] <= until]
+                band = condition.learned_band(past, until, by_series.get(key, ()))
                 if band is not None:
                     bands[key] = band
             self._learned[text] = _Learned(now, bands)
+
+
+def faults(incidents: Iterable[Incident]) -> dict[str, list[Stretch]]:
+    """Series key → the stretches an incident was open on it, from the onset of its signal (the
+    start of the window it held over) to its close; an open one lasts on.
+
+    A series is on an incident when it is the incident's own or one of its members (a symptom
+    grouped under a root cause). Incidents of every pattern count: whichever pattern judged the
+    series abnormal, its windows then are not its usual behaviour for any condition on it. Kept
+    in, a fault lasting over 1 % of the history lifts the 0.99 edge to its own level and hides
+    its next occurrence for hours.
+
+    Not chosen: leaving out each window whose own aggregate crossed the limit in force then.
+    That limit was learned from the windows before it, so finding it means learning the band
+    again for every window, from history older than the one read. And it never lets go: once a
+    lasting change (a release) puts a series past its limit, every later window is left out,
+    the band never learns the new level, and the series alarms, or warms up, for good. An
+    incident ends: it clears, or a person closes it, and the windows after it are learned again.
+    """
+    found: dict[str, list[Stretch]] = {}
+    for incident in incidents:
+        stop = math.inf if incident.closed_at is None else incident.closed_at
+        opened = incident.opened_at
+        starts = {incident.series_key: opened} if incident.series_key else {}
+        for member in incident.evidence.get("members", []):
+            target = member["target"]
+            starts[target] = min(member.get("onset", opened), starts.get(target, opened))
+        for key, start in starts.items():
+            found.setdefault(key, []).append((start, stop))
+    return found

@@ -190,6 +190,15 @@ class IncidentStore:
         with self.reads.connect() as connection:
             return connection.execute(query).scalar_one()
 
+    def open_since(self, since: float) -> list[Incident]:
+        """Incidents open at some moment after ``since``: still open, or closed after it. The
+        analyze stage's learning leaves their stretches out of the series they were on."""
+        query = select(incidents).where(
+            or_(incidents.c.closed_at.is_(None), incidents.c.closed_at > since)
+        )
+        with self.reads.connect() as connection:
+            return [Incident.from_row(row) for row in connection.execute(query.order_by("id"))]
+
     def get(self, incident_id: int, connection: Connection | None = None) -> Incident:
         if connection is None:
             with self.reads.connect() as own:
