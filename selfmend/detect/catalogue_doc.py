@@ -101,13 +101,14 @@ def _learned_section() -> list[str]:
     general, read from the model so the page cannot drift from it."""
     lines = [
         "A limit written `learned` is the series' own: the same aggregate over its past windows "
-        "(the current one left out, so a fault does not teach itself) gives a median and a "
-        "usual edge, and the pattern fires past `max(edge, median * (1 + change), median + "
-        "floor)` (for `<`, the mirror image). A series fires on its band only once it has "
-        "shown its usual behaviour for the warm-up; `min(learned, 5000)` adds a hard limit a "
-        "person set, which fires whatever the band. The incident records the limit it was "
-        "judged against, and the fix is verified against that limit. `learned(floor=0.05)` "
-        "names the fields a pattern sets apart from these defaults:",
+        "(the current one left out, so a fault does not teach itself, and those during an "
+        "incident on the series, so an earlier fault does not become its usual either) gives a "
+        "median and a usual edge, and the pattern fires past `max(edge, median * (1 + change), "
+        "median + floor)` (for `<`, the mirror image). A series fires on its band only once it "
+        "has shown its usual behaviour for the warm-up, incidents not counted; `min(learned, "
+        "5000)` adds a hard limit a person set, which fires whatever the band. The incident "
+        "records the limit it was judged against, and the fix is verified against that limit. "
+        "`learned(floor=0.05)` names the fields a pattern sets apart from these defaults:",
         "",
         "| field | default | why |",
         "| --- | --- | --- |",
