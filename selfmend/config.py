@@ -6,6 +6,7 @@ and a SQLite result backend under ``SELFMEND_HOME``. Set the URLs to use Redis a
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -53,6 +54,16 @@ class Settings(BaseSettings):
     )
     monitor_redis_urls: CommaList = Field(default_factory=list)
     monitor_postgres_urls: CommaList = Field(default_factory=list)
+    monitor_celery_broker_url: str | None = Field(
+        None,
+        description="The application's Celery broker: the Celery collector and actions reach its "
+        "workers there (remote control in JSON only); selfmend's own workers when unset.",
+    )
+    monitor_celery_queues: CommaList = Field(
+        default_factory=lambda: ["celery"],
+        min_length=1,
+        description="The application's queues on monitor_celery_broker_url whose depth is watched.",
+    )
     prometheus_targets: CommaList = Field(default_factory=list)
     exporters_file: Path | None = Field(
         None,
@@ -247,6 +258,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("monitor_celery_broker_url")
+    @classmethod
+    def _a_broker_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"[a-z][a-z0-9+.-]*://", url):
+            raise ValueError("is not a broker URL; give transport://host, e.g. redis://host:6379/0")
+        return url
+
+    @model_validator(mode="after")
+    def _celery_queues_need_a_broker(self) -> Settings:
+        if "monitor_celery_queues" in self.model_fields_set and not self.monitor_celery_broker_url:
+            raise ValueError(
+                "SELFMEND_MONITOR_CELERY_QUEUES names the application's queues, but "
+                "SELFMEND_MONITOR_CELERY_BROKER_URL, the broker they are on, is unset"
+            )
+        return self
+
     @field_validator("admin_keys")
     @classmethod
     def _distinct_admin_keys(cls, keys: list[AdminKey]) -> list[AdminKey]:
@@ -259,6 +286,7 @@ class Settings(BaseSettings):
     @field_validator(
         "monitor_redis_urls",
         "monitor_postgres_urls",
+        "monitor_celery_queues",
         "prometheus_targets",
         "multivariate_services",
         "task_check_paths",

@@ -105,29 +105,33 @@ class CeleryTaskControl:
 
 
 class CeleryTaskRegistry:
-    """``TaskRegistry`` over ``inspect registered``: each node's task names, Celery's left out."""
+    """``TaskRegistry`` over ``inspect registered`` on each app's workers (selfmend's own and the
+    application's): each node's task names, Celery's left out."""
 
-    def __init__(self, app: Celery) -> None:
-        self.app = app
+    def __init__(self, *apps: Celery) -> None:
+        self.apps = apps
 
     def registered(self) -> dict[str, set[str]]:
-        replies = self.app.control.inspect(timeout=REPLY_TIMEOUT).registered() or {}
-        # An entry reads "name [rate_limit=10/m]" when the task sets routing or rate options.
-        return {
-            node: {entry.split(" [", 1)[0] for entry in entries}
-            for node, entries in replies.items()
-        }
+        nodes: dict[str, set[str]] = {}
+        for app in self.apps:
+            replies = app.control.inspect(timeout=REPLY_TIMEOUT).registered() or {}
+            # An entry reads "name [rate_limit=10/m]" when the task sets routing or rate options.
+            for node, entries in replies.items():
+                nodes.setdefault(node, set()).update(entry.split(" [", 1)[0] for entry in entries)
+        return nodes
 
 
 class CeleryQueueProbe:
-    """``CeleryProbe``: messages waiting per queue, and tasks running on all workers.
+    """``CeleryProbe``: messages waiting per queue, and the tasks running on every worker.
 
-    The queues are the app's own (the stage queues) unless others are named.
+    The queues are the app's own (the stage queues) unless others are named; ``task_ages`` is
+    set for the application's workers alone (``workers.watched``).
     """
 
-    def __init__(self, app: Celery, queues: list[str] | None = None) -> None:
+    def __init__(self, app: Celery, queues: list[str] | None = None, task_ages: bool = False):
         self.app = app
         self.queues = queues or [queue.name for queue in app.conf.task_queues]
+        self.task_ages = task_ages
 
     def queue_depths(self) -> dict[str, int]:
         """A queue the broker does not know holds nothing: Redis drops an empty list's key, and
@@ -145,8 +149,11 @@ class CeleryQueueProbe:
             channel.close()
         return depths
 
-    def active_tasks(self) -> int | None:
+    def running(self) -> dict[str, list[float]] | None:
         active = self.app.control.inspect(timeout=REPLY_TIMEOUT).active()
         if active is None:
             return None
-        return sum(len(tasks) for tasks in active.values())
+        return {
+            node: [task["time_start"] for task in tasks if task.get("time_start")]
+            for node, tasks in active.items()
+        }

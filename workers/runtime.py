@@ -9,12 +9,7 @@ from celery import Celery
 
 from selfmend.config import Settings
 from selfmend.system import System
-from workers.control import (
-    CeleryQueueProbe,
-    CeleryTaskControl,
-    CeleryTaskRegistry,
-    CeleryWorkerPools,
-)
+from workers.watched import celery_parts
 
 _system: System | None = None
 _lock = threading.Lock()
@@ -22,15 +17,10 @@ _lock = threading.Lock()
 
 def build(app: Celery, settings: Settings | None = None, **parts: Any) -> System:
     """The System with the parts only a Celery app gives (pools, task control, queue probe,
-    registered tasks, beat schedule); ``parts`` replace any of them, or the patterns."""
-    celery_parts = {
-        "worker_pools": CeleryWorkerPools(app),
-        "task_control": CeleryTaskControl(app),
-        "celery_probe": CeleryQueueProbe(app),
-        "task_registry": CeleryTaskRegistry(app),
-        "beat_schedule": app.conf.beat_schedule,
-    }
-    return System.from_settings(settings or app.selfmend_settings, **{**celery_parts, **parts})
+    registered tasks, beat schedule), on the application's workers when its broker is set;
+    ``parts`` replace any of them, or the patterns."""
+    settings = settings or app.selfmend_settings
+    return System.from_settings(settings, **{**celery_parts(app, settings), **parts})
 
 
 def system() -> System:

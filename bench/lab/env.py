@@ -74,6 +74,8 @@ class LabEnv:
             "SELFMEND_MODE": "auto",
             "SELFMEND_MONITOR_POSTGRES_URLS": self.shop_db_url,
             "SELFMEND_MONITOR_REDIS_URLS": self.cache_url,
+            "SELFMEND_MONITOR_CELERY_BROKER_URL": self.shop_broker_url,
+            "SELFMEND_MONITOR_CELERY_QUEUES": "celery",
             "SELFMEND_PROMETHEUS_TARGETS": f"{self.service_url}/metrics",
             "SELFMEND_CACHE_REDIS_URL": self.cache_url,
             "SELFMEND_COLLECT_INTERVAL": "5",

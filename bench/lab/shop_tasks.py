@@ -2,8 +2,9 @@
 
     celery -A bench.lab.shop_tasks worker --concurrency 2
 
-Wired to selfmend as the README's Celery section says: ``install_task_aliases(app)`` and the
-worker's ERROR lines forwarded with ``client.LogHandler``. The task metrics the catalogue reads
+Wired to selfmend as the README's Celery section says: ``install_task_aliases(app)``, the
+worker's ERROR lines forwarded with ``client.LogHandler``, and ``worker_pool_restarts`` on, so
+``celery_pool_restart`` may replace its pool. The task metrics the catalogue reads
 (``celery.task_wait_seconds``, ``celery.task_runtime_seconds``, ``celery.task_failure_ratio``,
 ``process.rss_bytes``) are pushed with ``client.record``, as docs/patterns.md says the
 application does.
@@ -15,6 +16,7 @@ import os
 import threading
 import time
 
+from billiard.process import current_process
 from celery import Celery
 from celery.signals import (
     after_setup_logger,
@@ -32,7 +34,12 @@ SENT_AT = "shop_sent_at"
 SAMPLE_SECONDS = 5.0
 
 app = Celery("shop", broker=os.environ.get("SHOP_BROKER_URL", "redis://127.0.0.1:6379/13"))
-app.conf.update(task_ignore_result=True, worker_prefetch_multiplier=1, task_acks_late=True)
+app.conf.update(
+    task_ignore_result=True,
+    worker_prefetch_multiplier=1,
+    task_acks_late=True,
+    worker_pool_restarts=True,
+)
 install_task_aliases(app)
 
 _leaked: list[bytearray] = []  # what import_feed keeps: the lab's memory-growth fault
@@ -87,12 +94,15 @@ def forward_errors(logger, **_) -> None:
 
 @worker_process_init.connect
 def sample_memory(**_) -> None:
-    """Each pool process reports its resident memory, the series process_memory_high reads."""
+    """Each pool process reports its resident memory, the series process_memory_high reads,
+    under the worker's node name (the action's destination) and its pool slot: the process that
+    replaces it takes the same slot, so the series keeps its learned band and shows the drop."""
     worker = os.environ.get("SHOP_WORKER_NAME", "shop")
+    slot = str(current_process().index)
 
     def loop() -> None:
         while True:
-            client.record("process.rss_bytes", rss_bytes(), worker=worker, pid=str(os.getpid()))
+            client.record("process.rss_bytes", rss_bytes(), worker=worker, process=slot)
             time.sleep(SAMPLE_SECONDS)
 
     threading.Thread(target=loop, daemon=True, name="shop-rss").start()

@@ -1,0 +1,139 @@
+"""selfmend reaching the application's own Celery workers on their own broker
+(``SELFMEND_MONITOR_CELERY_BROKER_URL``), beside selfmend's worker on its broker: the collector
+sees the application's queue and a stuck task's age, and the actions stop that task and restart
+that worker's pool. Real Redis (two DBs), a real prefork ``celery worker`` subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfmend.models import series_key
+from tests.integration.conftest import wait_for
+from tests.resources import empty_redis
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SHOP_APP = """\
+import os
+import time
+
+from celery import Celery
+
+app = Celery("shop", broker=os.environ["SHOP_BROKER_URL"])
+app.conf.update(task_ignore_result=True, worker_prefetch_multiplier=1, task_acks_late=True,
+                worker_pool_restarts=True)
+
+
+@app.task(name="shop.sync_inventory")
+def sync_inventory(seconds):
+    time.sleep(seconds)
+
+
+@app.task(name="shop.send_receipt")
+def send_receipt(order):
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """The application's broker URL and its worker's node name: two prefork processes on the
+    default queue ``celery``, on a Redis DB selfmend's own worker does not use."""
+    from celery import Celery
+
+    broker = empty_redis("side_broker")
+    folder = tmp_path_factory.mktemp("shop")
+    (folder / "shop.py").write_text(SHOP_APP)
+    node = f"shop-{os.getpid()}@localhost"
+    env = {**os.environ, "SHOP_BROKER_URL": broker, "PYTHONPATH": str(folder)}
+    with (folder / "worker.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "shop", "worker", "--pool=prefork",
+             "--concurrency=2", f"--hostname={node}", "--without-mingle", "--without-gossip",
+             "--loglevel=INFO"],
+            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    sender = Celery("sender", broker=broker, set_as_current=False)
+    try:
+        pinged = lambda: sender.control.inspect([node], timeout=1).ping()  # noqa: E731
+        assert wait_for(pinged, timeout=60, every=0.5), (folder / "worker.log").read_text()
+        yield broker, node, sender
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture
+def watching(install, shop):
+    broker, node, sender = shop
+    return install(monitor_celery_broker_url=broker, monitor_celery_queues=["celery"]), node, sender
+
+
+def collected(system) -> dict[str, float]:
+    [collector] = [c for c in system.pull_collectors if c.name == "celery"]
+    return {series_key(s.series, s.labels): s.value for s in collector.collect()}
+
+
+def test_a_stuck_task_on_the_applications_worker_is_seen_stopped_and_its_age_falls_to_0(
+    watching,
+):
+    system, node, sender = watching
+    age = series_key("celery.longest_task_seconds", {"worker": node})
+    for _ in range(2):  # one per pool process
+        sender.send_task("shop.sync_inventory", args=[120])
+    for order in range(6):
+        sender.send_task("shop.send_receipt", args=[order])
+
+    assert wait_for(lambda: collected(system).get(age, 0) > 3, timeout=30, every=0.5)
+    seen = collected(system)
+    assert seen[series_key("celery.queue_depth", {"queue": "celery"})] >= 1
+    # Only the application's workers are judged: selfmend's own stages report no age.
+    assert [key for key in seen if key.startswith("celery.longest_task_seconds")] == [age]
+
+    revoke = system.catalogue.get("celery_revoke_stuck")
+    plan = revoke.plan({"older_than_seconds": 3, "destination": [node]})
+    assert [task["name"] for task in plan.params["tasks"]] == ["shop.sync_inventory"] * 2
+    assert revoke.apply(plan)["changed"] is True
+
+    # The receipts behind the stuck tasks run, and with nothing running the age is 0 again.
+    assert wait_for(lambda: collected(system).get(age) == 0, timeout=60, every=0.5)
+
+
+def test_a_pool_restart_replaces_the_applications_pool_processes(watching):
+    system, node, sender = watching
+    pools = system.worker_pools
+    before = set(pools.pool_processes([node])[node])
+
+    restart = system.catalogue.get("celery_pool_restart")
+    assert restart.apply(restart.plan({"destination": [node]})) == {
+        "changed": True,
+        "nodes": [node],
+    }
+
+    def replaced() -> bool:
+        # An idle process blocked on the pool's queue leaves at its next task: keep work coming.
+        sender.send_task("shop.send_receipt", args=[0])
+        now = set(pools.pool_processes([node]).get(node, []))
+        return len(now) == 2 and not now & before
+
+    assert wait_for(replaced, timeout=30, every=0.5)
+
+
+def test_the_registry_holds_the_applications_tasks_and_selfmends_own(watching):
+    system, node, _ = watching
+    names = system.task_registry.registered()
+    assert {"shop.sync_inventory", "shop.send_receipt"} <= names[node]
+    assert "selfmend.collect" in set().union(*names.values())
+
+
+def test_without_the_applications_broker_the_ports_stay_on_selfmends_workers(install, shop):
+    _, node, _ = shop
+    system = install()
+    assert node not in system.worker_pools.sizes()
+    assert not any(key.startswith("celery.longest_task_seconds") for key in collected(system))
