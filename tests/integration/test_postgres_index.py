@@ -12,13 +12,16 @@ import pytest
 from sqlalchemy import text
 
 from selfmend.collect.postgres import PostgresCollector
+from selfmend.config import Settings
 from selfmend.detect.catalogue import BUILTIN_PATTERNS
+from selfmend.detect.patterns import MetricCondition
 from selfmend.errors import ActionError
 from selfmend.models import Risk
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
 from selfmend.remedy.actions.postgres_index import PgCreateIndex
 from selfmend.remedy.actions.postgres_index_advice import advise
 from selfmend.remedy.actions.postgres_workload import read_workload
+from selfmend.system import System
 from tests.resources import database_name, database_url, fresh_database
 
 from .conftest import wait_for
@@ -193,6 +196,72 @@ def test_an_invalid_index_left_by_a_broken_build_is_rebuilt_and_rolled_back(data
     assert "UNIQUE" not in index_on("selfmend_products_category_idx")
     assert action.rollback(plan)["changed"] is True
     assert index_on("selfmend_products_category_idx") is None
+
+
+class Shop:
+    """Sessions that each search by SKU and look a product up by id, again and again."""
+
+    def __init__(self, sessions: int = 3) -> None:
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run) for _ in range(sessions)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self) -> None:
+        with psycopg.connect(URL, autocommit=True) as session:
+            while not self.stop.is_set():
+                session.execute(SEARCH, ["SKU-77"])
+                time.sleep(0.02)
+                session.execute(LOOKUP, [77])
+                time.sleep(0.02)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def test_in_auto_mode_the_loop_builds_the_index_and_verifies_the_scans_stopped(tmp_path, products):
+    """The lab's fault in small: the built-in pattern's action and series, its window and learned
+    limit replaced by a 2 s window and the floor, as a hard threshold."""
+    (builtin,) = [p for p in BUILTIN_PATTERNS if p.name == "postgres_seq_scans_heavy"]
+    (condition,) = builtin.condition.metric_conditions()
+    quick = MetricCondition(
+        series=condition.series, aggregate="rate", window=2.0, op=">",
+        threshold=condition.learn.floor,
+    )  # fmt: skip
+    pattern = builtin.model_copy(update={"condition": quick})
+    settings = Settings(
+        home=tmp_path,
+        store_url=f"sqlite:///{tmp_path}/store.db",
+        mode="auto",
+        monitor_postgres_urls=[URL],
+        settle_seconds=1.5,
+        verify_window_seconds=2.0,
+        verify_min_samples=3,
+        cooldown_seconds=0,
+    )
+    system = System.from_settings(settings, patterns=(pattern,))
+    shop = Shop()
+    try:
+        time.sleep(1.5)  # a busy backend sends its table statistics once a second
+
+        def opened() -> list[int]:
+            system.collect()
+            return system.analyzer.run().new_incidents
+
+        (incident_id,) = wait_for(opened, timeout=15, every=0.2)
+        remediation = system.executor.remediate(incident_id)
+        assert remediation.applied, remediation.reason
+        while time.time() < remediation.applied_at + 4:
+            system.collect()
+            time.sleep(0.2)
+        judged = system.verifier.verify(remediation)
+    finally:
+        shop.close()
+    assert (judged.verdict, judged.status) == ("fixed", "resolved"), judged.after
+    (applied,) = [e for e in system.store.executions.history(incident_id) if e.state == "applied"]
+    assert applied.risk is Risk.MEDIUM and applied.params["columns"] == ["sku"]
 
 
 def test_once_the_index_exists_the_patterns_series_falls_back_under_its_floor(databases, products):
