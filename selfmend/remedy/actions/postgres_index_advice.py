@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import Connection, inspect, text
 from sqlglot import exp
 
-from selfmend.remedy.actions.postgres_workload import Workload, read_workload
+from selfmend.remedy.actions.postgres_workload import read_workload
 
 log = structlog.get_logger(__name__)
 
@@ -57,10 +57,11 @@ class IndexAdvice:
         )
 
 
-def advise(connection: Connection, workload: Workload | None = None) -> IndexAdvice | None:
+def advise(connection: Connection) -> IndexAdvice | None:
     """The index most worth building now, or None when no query of the workload shows one."""
-    workload = read_workload(connection) if workload is None else workload
-    trees = [(tree, runs) for query, runs in workload.executions.items() if (tree := _parse(query))]
+    workload = read_workload(connection)
+    parsed = [(_parse(query), runs) for query, runs in workload.executions.items()]
+    trees = [(tree, runs) for tree, runs in parsed if tree is not None]
     inspector = inspect(connection)
     # Read after the workload: a sampled query's scans are then more likely counted.
     scanned = connection.execute(_SCANNED, {"min_rows": MIN_ROWS, "limit": TABLES_TRIED})
