@@ -11,8 +11,8 @@ takes disk of its own. Up to 1 GiB that is at most a minute or so of reading on 
 inside ``index_build_timeout_seconds`` (600 s), and an index of three columns at most is a
 fraction of the heap; above it the plan is high risk and a person approves, knowing the disk and
 the hour. An index also costs every write a little and may change other queries' plans, which
-the verdict does not watch; the planner only picks an index it costs cheaper, and the rollback
-is one statement away.
+the verdict does not watch; the planner uses an index only where it estimates it cheaper, and
+the rollback is one statement away.
 
 The table and columns are checked against the database's schema and quoted; at most three
 columns, one index per apply. A lock timeout keeps the build from queueing behind a long
