@@ -8,11 +8,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
+from celery.result import AsyncResult
 
-from selfmend.models import series_key
+from selfmend.detect.pattern_file import parse_patterns
+from selfmend.models import ExecutionState, IncidentStatus, Sample, series_key
 from tests.integration.conftest import wait_for
 from tests.resources import empty_redis
 
@@ -137,3 +142,67 @@ def test_without_the_applications_broker_the_ports_stay_on_selfmends_workers(ins
     system = install()
     assert node not in system.worker_pools.sizes()
     assert not any(key.startswith("celery.longest_task_seconds") for key in collected(system))
+
+
+# The built-in celery_task_stuck in seconds: a floor of 3 s for a minute, 10 minutes' history.
+QUICK_STUCK = """
+[[patterns]]
+name = "celery_task_stuck"
+severity = "high"
+condition = { series = "celery.longest_task_seconds", aggregate = "min", window = 5, op = ">", \
+learn = { floor = 3, history = 600, warm_up = 60, relearn = 1 } }
+action = { name = "celery_revoke_stuck", params = { older_than_seconds = 3, \
+destination = ["{worker}"] } }
+why = "stop_stuck_task: the built-in, in seconds."
+"""
+
+
+def collecting(celery_app, stop: threading.Event) -> threading.Thread:
+    def tick() -> None:
+        while not stop.wait(0.3):
+            celery_app.send_task("selfmend.collect").get(timeout=10)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_loop_stops_a_stuck_task_of_the_application_and_verifies_its_age_fell(
+    celery_app, install, shop
+):
+    broker, node, sender = shop
+    system = install(
+        patterns=parse_patterns(tomllib.loads(QUICK_STUCK), "test"),
+        monitor_celery_broker_url=broker,
+        monitor_celery_queues=["celery"],
+        settle_seconds=3.0,
+        verify_window_seconds=6.0,  # a collect waits 1 s for the workers' replies
+    )
+    now, worker = time.time(), {"worker": node}
+    usual = [Sample(series="celery.longest_task_seconds", ts=now - 600 + i / 2, value=(i % 3) / 10,
+                    labels=worker) for i in range(1200)]  # fmt: skip
+    system.store.samples.insert(usual)
+    for _ in range(2):  # one per pool process
+        sender.send_task("shop.sync_inventory", args=[120])
+
+    def chain():
+        return celery_app.send_task("selfmend.analyze").get(timeout=10)["chains"] or None
+
+    stop = threading.Event()
+    thread = collecting(celery_app, stop)
+    try:
+        incident_id, ids = next(iter(wait_for(chain, timeout=60, every=0.5).items()))
+        verdict = AsyncResult(ids["verify"], app=celery_app).get(timeout=60)
+    finally:
+        stop.set()
+        thread.join(10)
+
+    assert verdict["verdict"] == "fixed", verdict["after"]
+    incident = system.store.incidents.get(int(incident_id))
+    assert incident.series_key == series_key("celery.longest_task_seconds", worker)
+    assert incident.status is IncidentStatus.RESOLVED
+    steps = [(e.action, e.state) for e in system.store.executions.history(incident.id)]
+    assert steps[-2:] == [
+        ("celery_revoke_stuck", ExecutionState.APPLIED),
+        ("celery_revoke_stuck", ExecutionState.VERIFIED),
+    ]
