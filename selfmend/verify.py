@@ -24,8 +24,8 @@ from typing import Any
 import structlog
 
 from selfmend.credit import Credit
-from selfmend.detect.analyze import ANOMALY_PATTERN
 from selfmend.detect.patterns import Pattern
+from selfmend.detect.streaming import ANOMALY_PATTERN
 from selfmend.detect.unregistered import UNREGISTERED_TASK_PATTERN, logged
 from selfmend.models import ExecutionState, IncidentStatus, Risk, Verdict
 from selfmend.remedy.attempt import Attempt

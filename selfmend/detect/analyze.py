@@ -1,4 +1,5 @@
-"""The analyze stage: new points through the detectors, recent windows through the patterns.
+"""The analyze stage: new points through the detectors (``streaming``), recent windows through
+the patterns.
 
 A series that some pattern names is judged by that pattern (its anomalies are stored, not made
 incidents); the detector raises signals for every other series. Signals on related series
@@ -8,26 +9,21 @@ which waiting incidents are due for remediation again is the backlog's to say (`
 
 from __future__ import annotations
 
-import gc
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import structlog
 
-from selfmend.detect.base import Detector
 from selfmend.detect.baseline import BandReader, recorded
-from selfmend.detect.choice import DetectorChoice, choice_for
+from selfmend.detect.choice import DetectorChoice
 from selfmend.detect.correlate import Signal, priority, rank, related
 from selfmend.detect.history import Baselines
 from selfmend.detect.multivariate import ServiceForest, ServiceVerdict
 from selfmend.detect.patterns import LogCondition, Match, Pattern, SeriesReader
+from selfmend.detect.streaming import ANOMALY_PATTERN, StreamingPass, Tally, collector_paused
 from selfmend.models import (
-    Anomaly,
     IncidentStatus,
     LogEvent,
     Severity,
@@ -36,14 +32,11 @@ from selfmend.models import (
 )
 from selfmend.store import Store
 from selfmend.store.incidents import Incident
-from selfmend.store.samples import CursorUpdate, NewPoints, SeriesCursor
 
 log = structlog.get_logger(__name__)
 
-ANOMALY_PATTERN = "anomaly"
 SERVICE_PATTERN = "service_anomaly"
 SERVICE_HISTORY_BUCKETS = 240
-SAVE_EVERY = 1000  # series per transaction of an analyze pass
 LOG_TARGET = "logs"
 _ACTIVE = (
     IncidentStatus.OPEN,
@@ -67,29 +60,13 @@ class AnalyzeSettings:
 
 
 @dataclass
-class AnalyzeReport:
-    series: int = 0
-    points: int = 0
-    anomalies: int = 0
+class AnalyzeReport(Tally):
     new_incidents: list[int] = field(default_factory=list)
     grouped: list[int] = field(default_factory=list)
     cleared: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-@dataclass
-class _Watch:
-    """A series' detector, the last point it scored, and an alarm not yet confirmed or dropped
-    (the band it broke holds until it is settled)."""
-
-    until: float
-    detector: Detector
-    pending: dict[str, Any] | None
-
-    def to_state(self) -> dict[str, Any]:
-        return {"model": self.detector.to_state(), "pending": self.pending}
 
 
 @dataclass(frozen=True)
@@ -115,9 +92,9 @@ class Analyzer:
         logs = [p.condition for p in patterns if isinstance(p.condition, LogCondition)]
         self._log_window = max((condition.window for condition in logs), default=0.0)
         self._baselines = Baselines(store, metrics)
-        # What this process left each series with, by series id: reused while the store's
-        # cursor still stands where it left it, so a warm pass reads no saved state.
-        self._warm: dict[int, _Watch] = {}
+        self._streaming = StreamingPass(
+            store, settings.detectors, settings.clear_points, self._pattern_series
+        )
 
     def run(self, now: float | None = None, shard: int = 0, shards: int = 1) -> AnalyzeReport:
         now = time.time() if now is None else now
@@ -127,9 +104,9 @@ class Analyzer:
             recent = self._recent(now)
             self._upkeep(report, now, recent)
             signals += [self._signal(match, now) for match in self.matches(now, recent)]
-        with _collector_paused():
+        with collector_paused():
             try:
-                self._detect(report, shard, shards, signals)
+                self._streaming.run(report, shard, shards, signals)
             except Exception:
                 self._raise(report, signals, now)  # the series saved before it failed
                 raise
@@ -304,136 +281,6 @@ class Analyzer:
         matches = self._match(pattern, now, recent, opened_on)
         return any(match.target == incident.target for match in matches)
 
-    def _detect(
-        self, report: AnalyzeReport, shard: int, shards: int, signals: list[Signal]
-    ) -> None:
-        """Score the shard's new points, saving ``SAVE_EVERY`` series a transaction; add the
-        signals of each part once it is saved.
-
-        A series' cursor, state and anomalies are saved together, so a pass that fails part-way
-        leaves each series saved or as it was, and the next pass scores the rest again. Saving
-        in parts lets one worker's save overlap another's scoring: SQLite takes one writer at a
-        time, and two workers' whole-pass saves met at the end of every pass.
-        """
-        pending = self.store.samples.new_points(shard, shards)
-        cold = [cursor.id for cursor, _ in pending if not self._warm_for(cursor)]
-        saved = self.store.samples.detector_states(cold)
-        for first in range(0, len(pending), SAVE_EVERY):
-            signals += self._detect_part(report, pending[first : first + SAVE_EVERY], saved)
-
-    def _detect_part(
-        self,
-        report: AnalyzeReport,
-        pending: list[tuple[SeriesCursor, NewPoints]],
-        saved: dict[int, dict[str, Any]],
-    ) -> list[Signal]:
-        signals: list[Signal] = []
-        updates: list[CursorUpdate] = []
-        found: list[Anomaly] = []
-        for cursor, new in pending:
-            watch = self._warm_for(cursor) or self._restore(cursor, saved.get(cursor.id))
-            self._warm.pop(cursor.id, None)  # back once scored: a failure leaves it restored
-            signal = self._detect_series(cursor, watch, new, found)
-            if signal is not None:
-                signals.append(signal)
-            updates.append(CursorUpdate(cursor.id, cursor.key, watch.until, watch.to_state()))
-            self._warm[cursor.id] = watch
-        self.store.samples.save_analysis(updates, found)
-        report.series += len(pending)
-        report.points += sum(len(new.values) for _, new in pending)
-        report.anomalies += len(found)
-        return signals
-
-    def _warm_for(self, cursor: SeriesCursor) -> _Watch | None:
-        """This process's watch over the series if the store's cursor still stands where it left
-        it; else another worker moved on, or the pass that advanced it was not saved."""
-        watch = self._warm.get(cursor.id)
-        return watch if watch is not None and watch.until == cursor.analyzed_until else None
-
-    def _restore(self, cursor: SeriesCursor, saved: dict[str, Any] | None) -> _Watch:
-        saved = saved or {}
-        choice = choice_for(cursor.name, self.settings.detectors)
-        return _Watch(
-            cursor.analyzed_until, choice.restore(saved.get("model")), saved.get("pending")
-        )
-
-    def _detect_series(
-        self, cursor: SeriesCursor, watch: _Watch, new: NewPoints, found: list[Anomaly]
-    ) -> Signal | None:
-        """Score the series' new points and store its anomalies; a signal once one is confirmed.
-
-        Every anomaly is stored, but only one the series has not recovered from raises a
-        signal: the detector is tuned to alarm early (NAB rewards it), and on pure noise it
-        alarms about once in 350 points, almost always on a point or a short run that is back
-        in the band a moment later. An alarm is pending until the latest ``clear_points``
-        values are all outside the band it broke (a signal) or the latest value is back inside
-        (dropped); the pending alarm is kept in the series' saved state across passes.
-        """
-        detector = watch.detector
-        before = detector.clone()  # where an alarm's band is read, without restoring again
-        timestamps, values = new.timestamps, new.values
-        scores = detector.score_many(timestamps, values)
-        hits = np.flatnonzero(scores >= detector.threshold)
-        found += [  # built from the detector's own floats: nothing to validate
-            Anomaly.model_construct(
-                series=cursor.key,
-                ts=float(timestamps[i]),
-                value=float(values[i]),
-                score=float(scores[i]),
-                detector=detector.name,
-            )
-            for i in hits
-        ]
-        if watch.pending is None and hits.size and cursor.name not in self._pattern_series:
-            watch.pending = _alarm(before, new, scores, hits[0])
-        signal, watch.pending = self._confirm(cursor, watch.pending, values)
-        watch.until = float(timestamps[-1])
-        return signal
-
-    def _confirm(
-        self, cursor: SeriesCursor, pending: dict[str, Any] | None, values: np.ndarray
-    ) -> tuple[Signal | None, dict[str, Any] | None]:
-        """A signal if the pending alarm held, and what is still pending."""
-        if pending is None:
-            return None, None
-        low, high = pending["band"]
-        outside = (values < low) | (values > high)
-        if not outside[-1]:
-            return None, None
-        tail = outside[-self.settings.clear_points :]
-        if tail.size < self.settings.clear_points or not tail.all():
-            return None, pending
-        signal = Signal(
-            pattern=ANOMALY_PATTERN,
-            target=cursor.key,
-            severity=Severity.MEDIUM,
-            onset=pending["onset"],
-            value=pending["value"],
-            described=f"{pending['detector']} score {pending['score']:.2f}, still outside "
-            f"[{low:.4g}, {high:.4g}]",
-            evidence={"band": pending["band"], "score": pending["score"]},
-        )
-        return signal, None
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the detection loop.
-
-    A pass over ten thousand series allocates a hundred thousand containers that outlive it
-    (saved states, detectors, their watches), and each batch of survivors sets off another
-    collection of the whole heap: a third of a cold pass. What the loop drops, reference
-    counting frees at once; the few cycles (database objects) wait for the collector, which
-    resumes after the loop.
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
-
 
 def _matching_logs(condition: LogCondition, logs: list[LogEvent], now: float) -> list[str]:
     regex = re.compile(condition.regex, re.IGNORECASE)
@@ -445,24 +292,6 @@ def _matching_logs(condition: LogCondition, logs: list[LogEvent], now: float) ->
         and event.level.upper() == level
         and regex.search(event.message)
     ]
-
-
-def _alarm(
-    before: Detector, new: NewPoints, scores: np.ndarray, first: int
-) -> dict[str, Any] | None:
-    """The first alarm of the batch, with the band it broke: ``before`` is the detector as it
-    was before the batch, taken up to the alarm."""
-    before.score_many(new.timestamps[:first], new.values[:first])
-    band = before.band()
-    if band is None:
-        return None
-    return {
-        "onset": float(new.timestamps[first]),
-        "value": float(new.values[first]),
-        "score": float(scores[first]),
-        "band": list(band),
-        "detector": before.name,
-    }
 
 
 def _host(recent: list[Incident], signal: Signal) -> Incident | None:

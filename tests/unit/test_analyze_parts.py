@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from selfmend.config import Settings
-from selfmend.detect import analyze
+from selfmend.detect import streaming
 from selfmend.models import Sample
 from selfmend.system import System
 
@@ -57,7 +57,7 @@ def run_passes(tmp_path, fail_second_part: bool) -> System:
 def test_a_pass_that_fails_part_way_keeps_the_saved_part_and_scores_the_rest_again(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(analyze, "SAVE_EVERY", 2)
+    monkeypatch.setattr(streaming, "SAVE_EVERY", 2)
     broken = run_passes(tmp_path / "broken", fail_second_part=True)
     clean = run_passes(tmp_path / "clean", fail_second_part=False)
     assert states(broken) == states(clean)

@@ -506,4 +506,4 @@ def test_a_setting_is_kept_as_long_as_set_control_looks_back_for_its_read(tmp_pa
     try:
         assert system.retention.policy.settings_read_hours == 36
     finally:
-        system.close()
+        system.store.close()
