@@ -5,73 +5,24 @@ that worker's pool. Real Redis (two DBs), a real prefork ``celery worker`` subpr
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 import time
 import tomllib
-from pathlib import Path
 
 import pytest
 from celery.result import AsyncResult
 
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.models import ExecutionState, IncidentStatus, Sample, series_key
+from tests.integration.application_worker import application_worker, collecting
 from tests.integration.conftest import wait_for
-from tests.resources import empty_redis
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-SHOP_APP = """\
-import os
-import time
-
-from celery import Celery
-
-app = Celery("shop", broker=os.environ["SHOP_BROKER_URL"])
-app.conf.update(task_ignore_result=True, worker_prefetch_multiplier=1, task_acks_late=True,
-                worker_pool_restarts=True)
-
-
-@app.task(name="shop.sync_inventory")
-def sync_inventory(seconds):
-    time.sleep(seconds)
-
-
-@app.task(name="shop.send_receipt")
-def send_receipt(order):
-    time.sleep(0.05)
-"""
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    """The application's broker URL and its worker's node name: two prefork processes on the
-    default queue ``celery``, on a Redis DB selfmend's own worker does not use."""
-    from celery import Celery
-
-    broker = empty_redis("side_broker")
-    folder = tmp_path_factory.mktemp("shop")
-    (folder / "shop.py").write_text(SHOP_APP)
-    node = f"shop-{os.getpid()}@localhost"
-    env = {**os.environ, "SHOP_BROKER_URL": broker, "PYTHONPATH": str(folder)}
-    with (folder / "worker.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "shop", "worker", "--pool=prefork",
-             "--concurrency=2", f"--hostname={node}", "--without-mingle", "--without-gossip",
-             "--loglevel=INFO"],
-            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    sender = Celery("sender", broker=broker, set_as_current=False)
-    try:
-        pinged = lambda: sender.control.inspect([node], timeout=1).ping()  # noqa: E731
-        assert wait_for(pinged, timeout=60, every=0.5), (folder / "worker.log").read_text()
-        yield broker, node, sender
-    finally:
-        process.terminate()
-        process.wait(30)
+    with application_worker(tmp_path_factory.mktemp("shop")) as running:
+        yield running
 
 
 @pytest.fixture
@@ -157,16 +108,6 @@ why = "stop_stuck_task: the built-in, in seconds."
 """
 
 
-def collecting(celery_app, stop: threading.Event) -> threading.Thread:
-    def tick() -> None:
-        while not stop.wait(0.3):
-            celery_app.send_task("selfmend.collect").get(timeout=10)
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_the_loop_stops_a_stuck_task_of_the_application_and_verifies_its_age_fell(
     celery_app, install, shop
 ):
@@ -188,14 +129,9 @@ def test_the_loop_stops_a_stuck_task_of_the_application_and_verifies_its_age_fel
     def chain():
         return celery_app.send_task("selfmend.analyze").get(timeout=10)["chains"] or None
 
-    stop = threading.Event()
-    thread = collecting(celery_app, stop)
-    try:
+    with collecting(celery_app):
         incident_id, ids = next(iter(wait_for(chain, timeout=60, every=0.5).items()))
         verdict = AsyncResult(ids["verify"], app=celery_app).get(timeout=60)
-    finally:
-        stop.set()
-        thread.join(10)
 
     assert verdict["verdict"] == "fixed", verdict["after"]
     incident = system.store.incidents.get(int(incident_id))

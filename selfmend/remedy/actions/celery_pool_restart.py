@@ -2,8 +2,11 @@
 
 A leak in a task or a library a task loads grows each process until the host swaps or the
 kernel kills one mid-task. Restarting the pool gives fresh processes; each finishes its current
-task first. The workers must allow it (``worker_pool_restarts = True`` in their Celery config).
-The old processes are gone, so it is not reversible; medium risk, one node list per apply.
+task first, and one blocked waiting for work may stay until its next task, so a quiet worker's
+pool is replaced as work arrives. The workers must allow it (``worker_pool_restarts = True`` in
+their Celery config); the application's workers are reached on their own broker
+(``SELFMEND_MONITOR_CELERY_BROKER_URL``). The old processes are gone, so it is not reversible;
+medium risk, one node list per apply.
 """
 
 from __future__ import annotations
