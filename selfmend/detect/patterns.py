@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -171,6 +171,12 @@ class Pattern(Strict):
         return self.model_copy(
             update={"condition": self.condition.compressed(factor), "unless": unless}
         )
+
+    def recorded_limit(self, evidence: Mapping[str, Any]) -> float | None:
+        """The limit an incident of this pattern recorded for its own series (its condition's
+        first metric condition), else that condition's hard threshold; None for a log pattern."""
+        conditions = self.condition.metric_conditions()
+        return conditions[0].recorded_limit(evidence.get("limits", {})) if conditions else None
 
     def describe_fix(self) -> str:
         return " or ".join(action.describe() for action in self.actions) or "escalate"

@@ -62,11 +62,17 @@ def parse_params(model: type[M], action: str, params: dict[str, Any]) -> M:
 
 
 _LABEL = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+LIMIT = "limit"  # "{limit}": the limit the incident crossed, not a label
 
 
-def with_labels(action: str, params: dict[str, Any], target: str) -> dict[str, Any]:
+def with_labels(
+    action: str, params: dict[str, Any], target: str, limit: float | None = None
+) -> dict[str, Any]:
     """The parameters with each ``"{label}"`` value (in a list too) taken from the incident's
-    series labels, so one pattern acts on the database, task or worker its incident is about."""
+    series labels, so one pattern acts on the database, task or worker its incident is about;
+    and ``"{limit}"``, the limit the incident's series crossed, so an action's bound is the
+    pattern's (a learned limit moves with its series: a task over its worker's usual time is
+    stuck, one merely over a fixed minute may be that worker's habit)."""
     _, labels = parse_series_key(target)
 
     def bound(key: str, value: Any) -> Any:
@@ -75,6 +81,10 @@ def with_labels(action: str, params: dict[str, Any], target: str) -> dict[str, A
         placeholder = _LABEL.match(value) if isinstance(value, str) else None
         if placeholder is None:
             return value
+        if placeholder[1] == LIMIT:
+            if limit is None:
+                raise ActionError(f"{action}: params.{key}: the incident recorded no limit")
+            return limit
         if placeholder[1] not in labels:
             raise ActionError(
                 f"{action}: params.{key}: the incident's series {target} has no label "

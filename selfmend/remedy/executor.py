@@ -125,7 +125,10 @@ class Executor:
         if claimed is not None:
             return self._resume(incident, action, claimed, history)
         try:
-            plan = action.plan(with_labels(action.name, candidate.spec.params, incident.target))
+            pattern = self.chooser.patterns.get(incident.pattern)
+            limit = pattern.recorded_limit(incident.evidence) if pattern else None
+            params = with_labels(action.name, candidate.spec.params, incident.target, limit)
+            plan = action.plan(params)
         except (ActionError, ConfigurationError) as error:
             unplanned = Plan(action.name, "-", {}, {}, "")
             failed = f"could not plan {action.name}: {error}"

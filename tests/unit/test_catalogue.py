@@ -75,7 +75,7 @@ def test_every_default_action_exists_and_its_params_are_valid(tmp_path):
         for action in pattern.actions:
             assert action.name in catalogue, pattern.name
             # A "{label}" parameter is what the incident's series brings, e.g. its worker.
-            params = with_labels(action.name, action.params, LABELLED)
+            params = with_labels(action.name, action.params, LABELLED, limit=90.0)
             PARAMS[action.name].model_validate(params)
 
 

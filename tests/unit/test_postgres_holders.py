@@ -87,13 +87,12 @@ def test_a_blocker_whose_waiters_time_out_is_caught_though_the_queue_dips(system
         ("postgres_lock_waits", "pg_end_blockers", "transaction_seconds"),
     ],
 )
-def test_the_action_bound_is_within_every_limit_the_condition_fires_on(pattern, action, bound):
+def test_the_action_bound_is_the_limit_the_condition_fired_on(pattern, action, bound):
     """The condition's series is the age the action bounds (the oldest query; the oldest root
-    blocker's transaction), its limit is at least the learned floor over a median of 0 or more,
-    or the hard threshold, so the session it fired on is over the bound when the plan looks."""
+    blocker's transaction), and the bound is the limit the incident crossed, so the session it
+    fired on is over the bound when the plan looks, and no session within the usual is."""
     found = built_in(pattern)
     [condition] = found.condition.metric_conditions()
     [params] = [a.params for a in found.actions if a.name == action]
-    limits = [x for x in (condition.threshold, condition.learn and condition.learn.floor) if x]
-    assert condition.op in (">", ">=") and limits
-    assert params[bound] <= min(limits)
+    assert condition.op in (">", ">=")
+    assert params[bound] == "{limit}"
