@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -96,22 +95,3 @@ def application_worker(folder: Path) -> Iterator[tuple[str, str, Any]]:
     finally:
         process.terminate()
         process.wait(30)
-
-
-@contextmanager
-def collecting(celery_app, also: Callable[[], object] = lambda: None) -> Iterator[None]:
-    """Run selfmend.collect on a tick, as beat would, and ``also`` on each tick."""
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(0.3):
-            also()
-            celery_app.send_task("selfmend.collect").get(timeout=10)
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)

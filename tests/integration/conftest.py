@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -122,6 +123,28 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, every: floa
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+@contextmanager
+def collecting(
+    celery_app, also: Callable[[], object] = lambda: None, every: float = 0.3
+) -> Iterator[None]:
+    """Run selfmend.collect on a tick, as beat would, and ``also`` first on each tick (a
+    client's flush, the application's own work)."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            also()
+            celery_app.send_task("selfmend.collect").get(timeout=10)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 class FakeShopCache:

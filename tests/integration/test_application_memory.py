@@ -14,8 +14,8 @@ from celery.result import AsyncResult
 
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.models import ExecutionState, IncidentStatus, Sample, series_key
-from tests.integration.application_worker import application_worker, collecting
-from tests.integration.conftest import wait_for
+from tests.integration.application_worker import application_worker
+from tests.integration.conftest import collecting, wait_for
 
 pytestmark = pytest.mark.integration
 

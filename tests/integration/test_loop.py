@@ -6,9 +6,6 @@ read back from the result backend, and each step from the audit log.
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-
 import pytest
 from celery.result import AsyncResult
 from typer.testing import CliRunner
@@ -19,30 +16,11 @@ from selfmend.detect.patterns import ActionSpec
 from selfmend.models import ExecutionState, IncidentStatus
 from selfmend.store.tables import executions
 from tests.app_reads import app_reads
-from tests.integration.conftest import FAST_PATTERNS, FakeShopCache, wait_for
+from tests.integration.conftest import FAST_PATTERNS, FakeShopCache, collecting, wait_for
 
 pytestmark = pytest.mark.integration
 
 CACHE_PATTERN = "cache_hit_ratio_low"
-
-
-@contextmanager
-def collecting(celery_app, client: Client, every: float = 0.3):
-    """Flush the client and run selfmend.collect on a tick, as beat would."""
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(every):
-            client.flush()
-            celery_app.send_task("selfmend.collect").get(timeout=10)
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def analyze_until_chain(celery_app) -> tuple[int, dict[str, str]]:
@@ -62,7 +40,7 @@ def states(system, incident_id: int) -> list[ExecutionState]:
 def test_pushed_fault_is_detected_fixed_and_verified(celery_app, install, settings):
     system = install()
     client = Client(settings, store=system.store, control_ttl=0.1)
-    with FakeShopCache(client) as shop, collecting(celery_app, client):
+    with FakeShopCache(client) as shop, collecting(celery_app, client.flush):
         wait_for(lambda: system.store.samples.count() > 10)
         shop.broken = True
         incident_id, ids = analyze_until_chain(celery_app)
@@ -93,7 +71,7 @@ def test_pushed_fault_is_detected_fixed_and_verified(celery_app, install, settin
 def test_failed_verification_rolls_back(celery_app, install, settings):
     system = install()
     client = Client(settings, store=system.store, control_ttl=0.1)
-    with FakeShopCache(client, heals=False) as shop, collecting(celery_app, client):
+    with FakeShopCache(client, heals=False) as shop, collecting(celery_app, client.flush):
         wait_for(lambda: system.store.samples.count() > 10)
         shop.broken = True
         incident_id, ids = analyze_until_chain(celery_app)
@@ -217,7 +195,7 @@ def test_high_risk_action_waits_for_approval_and_runs_after_cli_approve(
     )
     system = install(patterns=risky)
     client = Client(settings, store=system.store, control_ttl=0.1)
-    with FakeShopCache(client) as shop, collecting(celery_app, client):
+    with FakeShopCache(client) as shop, collecting(celery_app, client.flush):
         wait_for(lambda: system.store.samples.count() > 10)
         shop.broken = True
         incident_id, ids = analyze_until_chain(celery_app)

@@ -12,21 +12,12 @@ from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.errors import ConfigurationError
 from selfmend.models import Sample
 from selfmend.system import System
+from tests.unit.conftest import built_in
 
 NOW = 1_000_000.0
 HOUR = 3600.0
 NODE = "shop@host"
 MIB = 1024 * 1024
-
-
-def built_in(name: str):
-    [pattern] = [pattern for pattern in BUILTIN_PATTERNS if pattern.name == name]
-    return pattern
-
-
-@pytest.fixture
-def system(tmp_path):
-    return System.from_settings(Settings(home=tmp_path), patterns=BUILTIN_PATTERNS)
 
 
 def wandering(low: float, high: float, until: float, seconds: float = 6 * HOUR, every=15.0):

@@ -12,21 +12,12 @@ from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.detect.pattern_file import parse_patterns
 from selfmend.models import Sample, Verdict
 from selfmend.system import System
+from tests.unit.conftest import built_in
 
 NOW = 1_000_000.0
 HOUR = 3600.0
 CACHE = 'cache.hit_ratio{service="shop"}'
 REDIS = 'redis.hit_ratio{instance="cache:6379"}'
-
-
-def built_in(name: str):
-    [pattern] = [pattern for pattern in BUILTIN_PATTERNS if pattern.name == name]
-    return pattern
-
-
-@pytest.fixture
-def system(tmp_path):
-    return System.from_settings(Settings(home=tmp_path), patterns=BUILTIN_PATTERNS)
 
 
 def usual(low: float, high: float, seconds: float, until: float, every: float = 5.0):

@@ -6,25 +6,14 @@ import random
 
 import pytest
 
-from selfmend.config import Settings
-from selfmend.detect.catalogue import BUILTIN_PATTERNS
 from selfmend.models import Sample
 from selfmend.system import System
+from tests.unit.conftest import built_in
 
 NOW = 1_000_000.0
 HOUR = 3600.0
 EVERY = 5.0  # the collector's interval
 LABELS = {"database": "shop"}
-
-
-def built_in(name: str):
-    [pattern] = [pattern for pattern in BUILTIN_PATTERNS if pattern.name == name]
-    return pattern
-
-
-@pytest.fixture
-def system(tmp_path):
-    return System.from_settings(Settings(home=tmp_path), patterns=BUILTIN_PATTERNS)
 
 
 def record(system: System, series: str, points: list[tuple[float, float]]) -> None:
