@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,7 @@ import httpx
 from bench.lab import score, shop_db
 from bench.lab.dependency import Dependency
 from bench.lab.env import LabEnv
-from bench.lab.faults import QUICK, Fault, FaultContext, FaultRecord, catalogue
+from bench.lab.faults import QUICK, Fault, FaultContext, FaultRecord, catalogue, unknown
 from bench.lab.load import Load, crawl
 from bench.lab.processes import Child
 from bench.lab.store_read import StoreRecords
@@ -187,14 +187,20 @@ class Lab:
         return score.summary_line(scores, per_hour)
 
 
-def main(quick: bool) -> int:
+def main(quick: bool, faults: tuple[str, ...] | None = None) -> int:
+    """``faults``: only these, in the full run's order and shape (a developer's rerun)."""
+
     def stop(number: int, _frame) -> None:
         raise KeyboardInterrupt(f"signal {number}")
 
     signal.signal(signal.SIGTERM, stop)
+    if faults is not None and (refused := unknown(faults)):
+        say(refused)
+        return 2
     lab = None
     try:
-        lab = Lab(QUICK_PLAN if quick else FULL)
+        plan = QUICK_PLAN if quick else FULL
+        lab = Lab(plan if faults is None else replace(plan, faults=faults))
         line = lab.run()
     except KeyboardInterrupt:
         say("interrupted: stopping everything")

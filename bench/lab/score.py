@@ -25,6 +25,8 @@ GRACE_SECONDS = 60.0  # an incident this soon after an undo still belongs to its
 BUCKET_SECONDS = 10.0
 TAIL_SECONDS = 20.0  # the stretch before the undo the objective must hold over
 MIN_REQUESTS = 5  # a bucket with fewer is not judged
+WHY = ("failed", "rolled_back", "uncredited")  # states a fix's report gives the reason of
+REASON_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Execution:
     action: str
     state: str
     created_at: float
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,12 +154,17 @@ def timeline(hits: Sequence[Hit], start: float, end: float) -> list[tuple[float,
 
 def outcomes(executions: Sequence[Execution], ids: set[int]) -> list[str]:
     """Each of the fault's fixes with the state it ended in (applied, verified, uncredited,
-    rolled_back...), in the order they were planned: why a fix did or did not count."""
+    rolled_back...), in the order they were planned, with the reason of one that did not
+    count: why a fix did or did not count."""
     last: dict[tuple[int, str], Execution] = {}
     for execution in sorted(executions, key=lambda e: e.created_at):
         if execution.incident_id in ids:
             last[(execution.incident_id, execution.action)] = execution
-    return [f"#{incident} {action}: {e.state}" for (incident, action), e in last.items()]
+    return [
+        f"#{incident} {action}: {e.state}"
+        + (f" ({e.reason[:REASON_CHARS]})" if e.state in WHY else "")
+        for (incident, action), e in last.items()
+    ]
 
 
 def in_window(ts: float, fault: FaultWindow) -> bool:

@@ -21,7 +21,7 @@ class StoreRecords:
 
     def executions(self) -> list[Execution]:
         query = select(executions.c.incident_id, executions.c.action, executions.c.state,
-                       executions.c.created_at)  # fmt: skip
+                       executions.c.created_at, executions.c.reason)  # fmt: skip
         with self.engine.connect() as connection:
             return [Execution(*row) for row in connection.execute(query)]
 

@@ -166,10 +166,21 @@ def test_the_report_gives_each_fix_its_last_state_and_what_users_saw():
     incidents, executions, verifications, hits = healed_run()
     executions += [
         Execution(1, "breaker_force", "applied", 1060.0),
-        Execution(1, "breaker_force", "uncredited", 1090.0),
+        Execution(1, "breaker_force", "uncredited", 1090.0, "the breaker was open already"),
     ]
     result = score.score_fault(FAULT, incidents, executions, verifications, hits, OBJECTIVE)
-    assert result.outcomes == ["#1 cache_warm: verified", "#1 breaker_force: uncredited"]
+    assert result.outcomes == [
+        "#1 cache_warm: verified",
+        "#1 breaker_force: uncredited (the breaker was open already)",
+    ]
     # 12 buckets of 10 s: slow (900 ms) until the fix at +50 s, 50 ms after it.
     assert [round(p95, 2) for p95, _ in result.timeline] == [0.9] * 5 + [0.05] * 7
     assert "900/0% 900/0%" in score.report(result)
+
+
+def test_a_fault_name_the_lab_does_not_have_is_refused_with_the_names_it_has():
+    from bench.lab.faults import unknown
+
+    assert unknown(("long_query", "memory_leak")) is None
+    refused = unknown(("long_qery",))
+    assert refused.startswith("--faults: no fault named long_qery; the faults are cache_flush")

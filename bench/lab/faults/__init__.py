@@ -53,8 +53,8 @@ class FaultRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def catalogue(context: FaultContext) -> list[Fault]:
-    """Every fault, in the order a full run injects them."""
+def kinds() -> list[type[Fault]]:
+    """Every fault's class, in the order a full run injects them."""
     from bench.lab.faults.cache_flush import CacheFlush
     from bench.lab.faults.connections import ConnectionExhaustion
     from bench.lab.faults.dependency import SlowDependency
@@ -65,17 +65,31 @@ def catalogue(context: FaultContext) -> list[Fault]:
     from bench.lab.faults.tasks import MemoryLeak, MisspelledTask, StuckTasks
 
     return [
-        CacheFlush(context),
-        IdleTransactions(context),
-        SlowDependency(context),
-        DroppedIndex(context),
-        LockContention(context),
-        StuckTasks(context),
-        ConnectionExhaustion(context),
-        LongQuery(context),
-        MemoryLeak(context),
-        MisspelledTask(context),
+        CacheFlush,
+        IdleTransactions,
+        SlowDependency,
+        DroppedIndex,
+        LockContention,
+        StuckTasks,
+        ConnectionExhaustion,
+        LongQuery,
+        MemoryLeak,
+        MisspelledTask,
     ]
+
+
+def catalogue(context: FaultContext) -> list[Fault]:
+    """Every fault, in the order a full run injects them."""
+    return [kind(context) for kind in kinds()]
+
+
+def unknown(names: tuple[str, ...]) -> str | None:
+    """Why ``names`` are not all faults' names, or None when they are."""
+    known = [kind.name for kind in kinds()]
+    missing = [name for name in names if name not in known]
+    if not missing:
+        return None
+    return f"--faults: no fault named {', '.join(missing)}; the faults are {', '.join(known)}"
 
 
 QUICK = ("cache_flush", "slow_dependency")
