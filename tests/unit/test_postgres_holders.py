@@ -69,6 +69,28 @@ def test_a_blocker_whose_waiters_time_out_is_caught_though_the_queue_dips(system
     assert fired_at is not None and fired_at <= 60
 
 
+def test_sessions_left_idle_in_their_transactions_are_caught_after_a_minute_and_found(system):
+    """The collector counts 0 while no session idles in a transaction: a leak of 20 fires once
+    a minute of samples saw them, and they are then over the action's bound."""
+    series = "postgres.connections_by_state"
+    labels = {**LABELS, "state": "idle in transaction"}
+    before = [(NOW - HOUR + step * EVERY, 0.0) for step in range(int(HOUR / EVERY))]
+    leak = [(NOW + step * EVERY, 20.0) for step in range(30)]
+    for ts, value in before:
+        system.store.samples.insert([Sample(series=series, ts=ts, value=value, labels=labels)])
+    fired_at = None
+    for step, (ts, value) in enumerate(leak):
+        system.store.samples.insert([Sample(series=series, ts=ts, value=value, labels=labels)])
+        matches = system.analyzer.matches(ts) if step % 2 == 0 else []
+        if any(m.pattern.name == "postgres_idle_in_transaction" for m in matches):
+            fired_at = ts - NOW
+            break
+
+    [action] = built_in("postgres_idle_in_transaction").actions
+    assert fired_at is not None and fired_at <= 75
+    assert action.params["older_than_seconds"] <= fired_at
+
+
 @pytest.mark.parametrize(
     ("pattern", "action", "bound"),
     [
