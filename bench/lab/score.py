@@ -4,11 +4,11 @@ the shop's users saw (every request). ``run.py`` reads the records; nothing here
 
 Per fault: detected (an incident opened between its start and its end plus a grace, or the next
 fault's start if that comes first), time to
-detect, the actions applied, verified (a ``fixed`` verdict on a fix applied before the lab undid
-the fault), time to the verified fix, whether the objective broke and whether it recovered
-because of the fix: a fix applied before the undo, and the objective held over the last stretch
-before the undo, after the fix. Healed is verified and recovered. Incidents opened outside every
-fault's window are false, counted per hour of fault-free running.
+detect, the actions applied, verified (a ``fixed`` verdict, given before the lab undid the
+fault, on a fix applied before it), time to the verified fix, whether the objective broke and
+whether it recovered because of the fix: a fix applied before the undo, and the objective held
+over the last stretch before the undo, after the fix. Healed is verified and recovered.
+Incidents opened outside every fault's window are false, counted per hour of fault-free running.
 
 An incident in a fault's window counts for that fault whatever its pattern: the report lists
 each one's pattern, so a reader can tell a real detection from a coincidence.
@@ -207,8 +207,13 @@ def score_fault(
     fixed_at = next((e.created_at for e in applied if e.created_at < fault.ended), None)
     verified_at = None
     if fixed_at is not None:
+        # Before the undo: a verdict after it judges the lab putting things back, not the fix.
         verified_at = min(
-            (v.created_at for v in verifications if v.incident_id in ids and v.verdict == "fixed"),
+            (
+                v.created_at
+                for v in verifications
+                if v.incident_id in ids and v.verdict == "fixed" and v.created_at < fault.ended
+            ),
             default=None,
         )
     recovered = False

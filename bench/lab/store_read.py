@@ -32,9 +32,13 @@ class StoreRecords:
             return [Verification(*row) for row in connection.execute(query)]
 
     def fixed_since(self, since: float) -> bool:
-        """Whether any fix was verified since ``since``: the run ends a fault soon after."""
+        """Whether a fix of an incident opened since ``since`` was verified: the run ends a fault
+        soon after. An earlier fault's late verdict says nothing of this one."""
+        opened = select(incidents.c.id).where(incidents.c.opened_at >= since)
         query = select(verifications.c.id).where(
-            verifications.c.verdict == "fixed", verifications.c.created_at >= since
+            verifications.c.verdict == "fixed",
+            verifications.c.created_at >= since,
+            verifications.c.incident_id.in_(opened),
         )
         with self.engine.connect() as connection:
             return connection.execute(query.limit(1)).first() is not None

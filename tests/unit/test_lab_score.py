@@ -184,3 +184,10 @@ def test_a_fault_name_the_lab_does_not_have_is_refused_with_the_names_it_has():
     assert unknown(("long_query", "memory_leak")) is None
     refused = unknown(("long_qery",))
     assert refused.startswith("--faults: no fault named long_qery; the faults are cache_flush")
+
+
+def test_a_verdict_given_after_the_undo_does_not_make_the_fault_healed():
+    incidents, executions, _, hits = healed_run()
+    late = [Verification(1, "fixed", FAULT.ended + 5)]
+    result = score.score_fault(FAULT, incidents, executions, late, hits, OBJECTIVE)
+    assert not result.verified and not result.healed
