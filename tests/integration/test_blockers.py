@@ -18,6 +18,7 @@ from selfmend.remedy.actions.postgres_blockers import PgEndBlockers
 from selfmend.remedy.actions.postgres_databases import MonitoredDatabases
 from tests.resources import database_name, database_url, fresh_database
 
+from .client_sessions import SessionOnThread
 from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -69,27 +70,12 @@ class Waiter:
         self.connection.close()
 
 
-class Sleeper:
+def locking_sleeper(account: int) -> SessionOnThread:
     """A client session that locks an account in its transaction, then runs ``pg_sleep``."""
-
-    def __init__(self, account: int) -> None:
-        self.connection = psycopg.connect(URL, application_name="report")
-        self.pid = self.connection.info.backend_pid
-        self.connection.execute("SELECT * FROM accounts WHERE id = %s FOR UPDATE", [account])
-        self.error: Exception | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.connection.execute("SELECT pg_sleep(30)")
-        except psycopg.Error as error:
-            self.error = error
-
-    def close(self) -> None:
-        self.connection.cancel()
-        self.thread.join(10)
-        self.connection.close()
+    lock = ("SELECT * FROM accounts WHERE id = %s FOR UPDATE", [account])
+    return SessionOnThread(
+        URL, "SELECT pg_sleep(30)", application_name="report", autocommit=False, before=[lock]
+    )
 
 
 def holding(account: int, application: str = "holder") -> psycopg.Connection:
@@ -151,7 +137,7 @@ def test_an_idle_blocker_is_named_terminated_once_and_its_waiters_proceed(databa
 
 
 def test_an_active_blocker_has_its_query_cancelled_and_its_session_kept(databases, accounts):
-    sleeper = Sleeper(2)
+    sleeper = locking_sleeper(2)
     waiters: list[Waiter] = []
     try:
         waiters = [Waiter(2), Waiter(2)]

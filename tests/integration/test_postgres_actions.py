@@ -3,7 +3,6 @@ ended, only the sessions the plan saw, within the bound, and never twice."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import psycopg
@@ -21,6 +20,7 @@ from selfmend.remedy.base import Plan
 from selfmend.system import System
 from tests.resources import database_name, database_url, fresh_database
 
+from .client_sessions import SessionOnThread
 from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -34,26 +34,9 @@ def databases():
     return MonitoredDatabases([fresh_database("actions")])
 
 
-class SlowQuery:
+def slow_query(seconds: float = 60) -> SessionOnThread:
     """A client session running ``pg_sleep`` on a thread; ``error`` is how it ended."""
-
-    def __init__(self, seconds: float = 60) -> None:
-        self.connection = psycopg.connect(URL, autocommit=True, application_name="shop")
-        self.pid = self.connection.info.backend_pid
-        self.error: Exception | None = None
-        self.thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
-        self.thread.start()
-
-    def _run(self, seconds: float) -> None:
-        try:
-            self.connection.execute("SELECT pg_sleep(%s)", [seconds])
-        except psycopg.Error as error:
-            self.error = error
-
-    def close(self) -> None:
-        self.connection.cancel()
-        self.thread.join(10)
-        self.connection.close()
+    return SessionOnThread(URL, "SELECT pg_sleep(%s)", [seconds], application_name="shop")
 
 
 def active_for(pid: int, seconds: float) -> bool:
@@ -68,10 +51,10 @@ def active_for(pid: int, seconds: float) -> bool:
 
 def test_a_long_query_is_cancelled_once_and_a_young_one_is_left_alone(databases):
     action = PgCancelQueries(databases)
-    old = SlowQuery()
+    old = slow_query()
     try:
         wait_for(lambda: active_for(old.pid, 1.5), timeout=10, every=0.1)
-        young = SlowQuery()
+        young = slow_query()
         wait_for(lambda: active_for(young.pid, 0), timeout=10, every=0.1)
 
         plan = action.plan({"older_than_seconds": 1.5})
@@ -93,7 +76,7 @@ def test_no_more_sessions_than_the_bound_are_cancelled_oldest_first(databases):
     queries = []
     try:
         for _ in range(3):
-            queries.append(SlowQuery())
+            queries.append(slow_query())
             time.sleep(0.3)
         wait_for(lambda: all(active_for(q.pid, 1.0) for q in queries), timeout=10, every=0.1)
 
@@ -127,7 +110,7 @@ def test_an_idle_transaction_is_ended_and_an_idle_session_kept(databases):
 
 
 def test_a_pid_the_plan_did_not_see_start_is_never_signalled(databases):
-    other = SlowQuery()
+    other = slow_query()
     try:
         wait_for(lambda: active_for(other.pid, 0.5), timeout=10, every=0.1)
         stale = Plan(
@@ -181,7 +164,7 @@ def test_the_loop_cancels_a_long_query_on_the_incidents_database_and_verifies(tm
         why="cancel_query",
     )
     system = System.from_settings(settings, patterns=(long_query,))
-    slow = SlowQuery()
+    slow = slow_query()
     try:
 
         def collected_while_slow() -> bool:
