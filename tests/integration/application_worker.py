@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from selfmend.detect.pattern_file import parse_patterns
 from tests.integration.conftest import wait_for
 from tests.resources import empty_redis
 
@@ -95,3 +97,15 @@ def application_worker(folder: Path) -> Iterator[tuple[str, str, Any]]:
     finally:
         process.terminate()
         process.wait(30)
+
+
+def installed_watching(install, broker: str, patterns: str):
+    """The session worker's System watching the application's workers on ``broker`` with the
+    ``patterns`` (TOML) and a short verification (a collect waits 1 s for the workers' replies)."""
+    return install(
+        patterns=parse_patterns(tomllib.loads(patterns), "test"),
+        monitor_celery_broker_url=broker,
+        monitor_celery_queues=["celery"],
+        settle_seconds=3.0,
+        verify_window_seconds=6.0,
+    )

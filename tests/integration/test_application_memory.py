@@ -7,14 +7,12 @@ on the application's broker, and the slot's fresh process is seen back at its us
 from __future__ import annotations
 
 import time
-import tomllib
 
 import pytest
 from celery.result import AsyncResult
 
-from selfmend.detect.pattern_file import parse_patterns
 from selfmend.models import ExecutionState, IncidentStatus, Sample, series_key
-from tests.integration.application_worker import application_worker
+from tests.integration.application_worker import application_worker, installed_watching
 from tests.integration.conftest import collecting, wait_for
 
 pytestmark = pytest.mark.integration
@@ -43,13 +41,7 @@ def test_a_leaking_pool_process_is_restarted_and_its_slot_seen_back_at_its_usual
     celery_app, install, shop
 ):
     broker, node, sender = shop
-    system = install(
-        patterns=parse_patterns(tomllib.loads(QUICK_MEMORY), "test"),
-        monitor_celery_broker_url=broker,
-        monitor_celery_queues=["celery"],
-        settle_seconds=3.0,
-        verify_window_seconds=6.0,
-    )
+    system = installed_watching(install, broker, QUICK_MEMORY)
     slots = {slot: {"worker": node, "process": slot} for slot in ("0", "1")}
 
     def reported() -> dict[str, float] | None:

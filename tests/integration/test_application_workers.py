@@ -6,14 +6,12 @@ that worker's pool. Real Redis (two DBs), a real prefork ``celery worker`` subpr
 from __future__ import annotations
 
 import time
-import tomllib
 
 import pytest
 from celery.result import AsyncResult
 
-from selfmend.detect.pattern_file import parse_patterns
 from selfmend.models import ExecutionState, IncidentStatus, Sample, series_key
-from tests.integration.application_worker import application_worker
+from tests.integration.application_worker import application_worker, installed_watching
 from tests.integration.conftest import collecting, wait_for
 
 pytestmark = pytest.mark.integration
@@ -112,13 +110,7 @@ def test_the_loop_stops_a_stuck_task_of_the_application_and_verifies_its_age_fel
     celery_app, install, shop
 ):
     broker, node, sender = shop
-    system = install(
-        patterns=parse_patterns(tomllib.loads(QUICK_STUCK), "test"),
-        monitor_celery_broker_url=broker,
-        monitor_celery_queues=["celery"],
-        settle_seconds=3.0,
-        verify_window_seconds=6.0,  # a collect waits 1 s for the workers' replies
-    )
+    system = installed_watching(install, broker, QUICK_STUCK)
     now, worker = time.time(), {"worker": node}
     usual = [Sample(series="celery.longest_task_seconds", ts=now - 600 + i / 2, value=(i % 3) / 10,
                     labels=worker) for i in range(1200)]  # fmt: skip
