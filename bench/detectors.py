@@ -1,12 +1,16 @@
 """Detector throughput and one analyze pass at scale.
 
     python -m bench.detectors [--points 1000000] [--series 10000] [--repeat 3] [--postgres URL]
+                              [--detector NAME]
 
 - ``score_many`` points/s for each statistical detector on one core (numba compiled first);
-- how often the default detector raises a false alarm on pure Gaussian noise;
-- one analyze pass over ``--series`` series of 60 new points each, on SQLite and, with
-  ``--postgres``, on PostgreSQL: seconds for the whole pass (read cursors and points, detect,
-  save state and anomalies in one transaction) in the worker that ran the previous pass and
+- how often each detector raises a false alarm (its default threshold) on noise of four kinds:
+  Gaussian, Student's t with 3 degrees of freedom, Poisson counts of mean 2 and log-normal. A
+  calibrated detector alarms about as often on each, at the rate its threshold names;
+- one analyze pass with ``--detector`` (default: the workers' default) over ``--series``
+  series of 60 new points each, on SQLite and, with ``--postgres``, on PostgreSQL: seconds for
+  the whole pass (read cursors and points, detect, save state and anomalies in one
+  transaction) in the worker that ran the previous pass and
   in one that did not, and the detector state's JSON size per series.
 """
 
@@ -24,8 +28,7 @@ import structlog
 from sqlalchemy import select
 
 from selfmend.config import Settings
-from selfmend.detect.mad import RollingMAD
-from selfmend.detect.stream import StreamDetector
+from selfmend.detect.choice import CLASSES, DEFAULT, detector_class
 from selfmend.models import Sample
 from selfmend.store import Store
 from selfmend.store.tables import series as series_table
@@ -46,16 +49,24 @@ def score_many_rate(make, points: int) -> float:
     return points / (time.perf_counter() - began)
 
 
-def false_alarms(series: int = 200, points: int = 5000) -> float:
-    """Points per alarm of the default detector on Gaussian noise, where every alarm is false."""
+NOISES = {
+    "gaussian": lambda rng, n: rng.normal(100, 5, n),
+    "student_t3": lambda rng, n: 100 + 5 * rng.standard_t(3, n),
+    "poisson2": lambda rng, n: rng.poisson(2, n).astype(float),
+    "lognormal": lambda rng, n: rng.lognormal(3, 1, n),
+}
+
+
+def false_alarms(make, noise: str, series: int = 50, points: int = 10_000) -> float:
+    """Alarms per point on noise, where every alarm is false (after the first 200 points)."""
     rng = np.random.default_rng(3)
     timestamps = np.arange(points, dtype=float) * 15.0
     alarms = 0
     for _ in range(series):
-        detector = StreamDetector()
-        scores = detector.score_many(timestamps, rng.normal(100, 5, points))
-        alarms += int((scores >= detector.threshold).sum())
-    return series * points / max(alarms, 1)
+        detector = make()
+        scores = detector.score_many(timestamps, NOISES[noise](rng, points))
+        alarms += int((scores[200:] >= detector.threshold).sum())
+    return alarms / (series * (points - 200))
 
 
 def fill(system: System, count: int, start: float, points: int, seed: int) -> None:
@@ -75,13 +86,18 @@ def fill(system: System, count: int, start: float, points: int, seed: int) -> No
         system.store.samples.insert(batch)
 
 
-def analyze_passes(store_url: str, count: int, repeat: int) -> dict[str, Any]:
+def analyze_passes(store_url: str, count: int, repeat: int, detector: str) -> dict[str, Any]:
     """``repeat`` rounds of two passes over ``count`` series of 60 new points each: one by the
     worker that ran the previous pass (warm), one by a new worker (cold: it restores every
     detector from the store). Seconds of each pass, the state sizes, and the anomalies
     and signals (incidents opened or joined) found, all false: the data is noise."""
     home = resources.temp_folder("bench-detectors")
-    settings = Settings(home=home, store_url=store_url, mode="observe")
+    settings = Settings(
+        home=home,
+        store_url=store_url,
+        mode="observe",
+        detectors=[{"series": "*", "detector": detector}],
+    )
     system = System.from_settings(settings)
     now = time.time()
     start = now - (HISTORY + 2 * repeat * NEW_POINTS) * 15.0
@@ -117,26 +133,30 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of warm and cold passes")
     parser.add_argument("--postgres", help="e.g. postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--detector", default=DEFAULT.detector, choices=sorted(CLASSES))
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     print(
         f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
     )
-    for name, make in (("stream", StreamDetector), ("rolling_mad", RollingMAD)):
+    for name in CLASSES:
+        make = detector_class(name)
         print(f"score_many {name}: {score_many_rate(make, args.points):,.0f} points/s")
-    print(f"default detector on Gaussian noise: one false alarm per {false_alarms():,.0f} points")
+        rates = ", ".join(f"{noise} {false_alarms(make, noise):.1e}" for noise in NOISES)
+        print(f"  false alarms per point on noise: {rates}")
     # This run's database and folders (tests.resources, SELFMEND_TEST_SLOT), gone when it exits.
     stores = {"sqlite": f"sqlite:///{resources.temp_folder('bench-detectors')}/bench.db"}
     if args.postgres:
         stores["postgresql"] = resources.fresh_database("bench_detectors", args.postgres)
         Store.from_url(stores["postgresql"], migrate=True).close()  # as `selfmend db upgrade`
     for store, url in stores.items():
-        figures = analyze_passes(url, args.series, args.repeat)
+        figures = analyze_passes(url, args.series, args.repeat, args.detector)
         sizes = figures["sizes"]
         passes = 2 * args.repeat
         print(
-            f"analyze pass, {store}: {args.series:,} series x {NEW_POINTS} points, median of "
-            f"{args.repeat}: warm {spread(figures['warm'])}, cold {spread(figures['cold'])}; "
+            f"analyze pass, {store}, {args.detector}: {args.series:,} series x {NEW_POINTS} "
+            f"points, median of {args.repeat}: warm {spread(figures['warm'])}, "
+            f"cold {spread(figures['cold'])}; "
             f"state {np.mean(sizes):.0f} B mean, {max(sizes)} B max; on noise, per pass: "
             f"{figures['anomalies'] / passes:.0f} anomalies stored, "
             f"{figures['signals'] / passes:.1f} raised as incidents"

@@ -95,57 +95,92 @@ class ProfileResult:
     false_negatives: int
 
 
-def best_threshold(corpus: list[Series], scores: list[np.ndarray], profile: str) -> ProfileResult:
-    """Sweep the threshold down through every distinct score; keep the best corpus total."""
-    tp_weight, fp_weight, fn_weight = PROFILES[profile]
+@dataclass(frozen=True)
+class Gains:
+    """Every scored point of a corpus under one profile: its score, what detecting it is worth
+    (the window's credit inside a window, the false positive's cost outside) and its window."""
+
+    score: np.ndarray
+    gain: np.ndarray
+    window: np.ndarray  # corpus-wide window number, -1 outside every window
+    n_windows: int
+    weights: tuple[float, float, float]
+
+
+def gains(corpus: list[Series], scores: list[np.ndarray], profile: str) -> Gains:
+    tp_weight, fp_weight, _ = PROFILES[profile]
     max_tp = scaled_sigmoid(-1.0)
-    points_score, points_window = [], []
+    points_score, points_gain, points_window = [], [], []
     n_windows = 0
     for series, score in zip(corpus, scores, strict=True):
         weights = point_weights(series)
         scored = weights.window != -2
         inside = weights.window[scored] >= 0
-        gain = np.where(
-            inside,
-            weights.sigmoid[scored] * tp_weight / max_tp,
-            weights.sigmoid[scored] * fp_weight,
+        points_score.append(score[scored])
+        points_gain.append(
+            np.where(
+                inside,
+                weights.sigmoid[scored] * tp_weight / max_tp,
+                weights.sigmoid[scored] * fp_weight,
+            )
         )
-        points_score.append(np.column_stack([score[scored], gain]))
         points_window.append(np.where(inside, weights.window[scored] + n_windows, -1))
         n_windows += len(series.windows)
-    table = np.concatenate(points_score)
-    window_of = np.concatenate(points_window)
-    order = np.argsort(-table[:, 0], kind="stable")
-    best_gain = np.full(n_windows, -fn_weight)
-    detected = np.zeros(n_windows, dtype=bool)
-    total = -fn_weight * n_windows
-    best = (total, math.inf, 0, 0)  # total, threshold, detected windows, false positives
-    false_positives = 0
+    return Gains(
+        np.concatenate(points_score) if points_score else np.zeros(0),
+        np.concatenate(points_gain) if points_gain else np.zeros(0),
+        np.concatenate(points_window) if points_window else np.zeros(0, dtype=int),
+        n_windows,
+        PROFILES[profile],
+    )
+
+
+def best_threshold(corpus: list[Series], scores: list[np.ndarray], profile: str) -> ProfileResult:
+    """Sweep the threshold down through every distinct score; keep the best corpus total."""
+    table = gains(corpus, scores, profile)
+    fn_weight = table.weights[2]
+    order = np.argsort(-table.score, kind="stable")
+    best_gain = np.full(table.n_windows, -fn_weight)
+    detected = np.zeros(table.n_windows, dtype=bool)
+    total = -fn_weight * table.n_windows
+    best = (total, math.inf)
     i = 0
     while i < len(order):
-        threshold = table[order[i], 0]
-        while i < len(order) and table[order[i], 0] == threshold:
+        threshold = table.score[order[i]]
+        while i < len(order) and table.score[order[i]] == threshold:
             point = order[i]
-            gain, k = table[point, 1], window_of[point]
+            gain, k = table.gain[point], table.window[point]
             if k < 0:
                 total += gain
-                false_positives += 1
             elif not detected[k] or gain > best_gain[k]:
                 total += gain - best_gain[k]
                 best_gain[k], detected[k] = gain, True
             i += 1
         if total > best[0]:
-            best = (total, threshold, int(detected.sum()), false_positives)
-    total, threshold, found, fps = best
-    null, perfect = -fn_weight * n_windows, tp_weight * n_windows
+            best = (total, threshold)
+    return at_threshold(table, profile, float(best[1]))
+
+
+def at_threshold(table: Gains, profile: str, threshold: float) -> ProfileResult:
+    """The corpus total when every point scoring ``threshold`` or more is a detection: how a
+    threshold chosen on other series is judged on these."""
+    tp_weight, _, fn_weight = table.weights
+    hits = table.score >= threshold
+    outside = hits & (table.window < 0)
+    best_gain = np.full(table.n_windows, -fn_weight)
+    inside = hits & (table.window >= 0)
+    np.maximum.at(best_gain, table.window[inside], table.gain[inside])
+    total = float(table.gain[outside].sum() + best_gain.sum())
+    found = int((best_gain > -fn_weight).sum()) if table.n_windows else 0
+    null, perfect = -fn_weight * table.n_windows, tp_weight * table.n_windows
     return ProfileResult(
         profile,
-        float(threshold),
-        float(total),
-        100.0 * (total - null) / (perfect - null),
+        threshold,
+        total,
+        100.0 * (total - null) / (perfect - null) if table.n_windows else math.nan,
         found,
-        fps,
-        n_windows - found,
+        int(outside.sum()),
+        table.n_windows - found,
     )
 
 

@@ -14,15 +14,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from selfmend.detect.params import MADParams, StreamParams
+from selfmend.detect.params import CalibratedParams, MADParams, StreamParams
 
 if TYPE_CHECKING:
     from selfmend.detect.base import Detector
 
 # Each detector's parameters, and where its class lives: the class (numpy, numba) is imported
 # when a detector is built, so the settings that name a detector stay light to load.
-PARAMS: dict[str, type[BaseModel]] = {"stream": StreamParams, "rolling_mad": MADParams}
+PARAMS: dict[str, type[BaseModel]] = {
+    "ensemble": CalibratedParams,
+    "spike": CalibratedParams,
+    "shift": CalibratedParams,
+    "stream": StreamParams,
+    "rolling_mad": MADParams,
+}
 CLASSES = {
+    "ensemble": "selfmend.detect.ensemble:EnsembleDetector",
+    "spike": "selfmend.detect.spike:SpikeDetector",
+    "shift": "selfmend.detect.shift:ShiftDetector",
     "stream": "selfmend.detect.stream:StreamDetector",
     "rolling_mad": "selfmend.detect.mad:RollingMAD",
 }
@@ -37,7 +46,7 @@ class DetectorChoice(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     series: str = Field(min_length=1, description="Glob over series names, e.g. 'postgres.*'.")
-    detector: Literal["stream", "rolling_mad"]
+    detector: Literal["ensemble", "spike", "shift", "stream", "rolling_mad"]
     params: dict[str, Any] = Field(default_factory=dict)
     _validated: BaseModel = PrivateAttr()
 

@@ -59,3 +59,46 @@ class StreamParams(BaseModel):
                 "lasting change alarms again after every refractory period"
             )
         return self
+
+
+DAY = 86400.0
+
+
+class CalibratedParams(BaseModel):
+    """The calibrated detectors' knobs (``spike``, ``shift`` and their ``ensemble``). Each
+    default is a time scale, a rate or a textbook constant, the same for every series; none was
+    searched on a benchmark. A member ignores the knobs of the others."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tau_level: float = Field(7 * DAY, gt=0, description="Seconds the level forgets over: a "
+                             "week, a service's longest cycle; a change it should accept sooner "
+                             "restarts it through an alarm.")  # fmt: skip
+    tau_season: float = Field(7 * DAY, gt=0, description="Seconds an hour of the day's baseline "
+                              "forgets over: a week of days.")  # fmt: skip
+    tau_tail: float = Field(7 * DAY, gt=0, description="Seconds the tail of each statistic "
+                            "forgets over: what is unusual is judged on the last "
+                            "week.")  # fmt: skip
+    bins: int = Field(24, ge=1, le=96, description="Phases of the day: hours.")
+    clip: float = Field(3.0, gt=0, description="Residuals are clipped at this many spreads "
+                        "before they are learned (Huber): one outlier cannot drag the "
+                        "level.")  # fmt: skip
+    warmup: int = Field(100, ge=2, description="Points learned before any score above 0: about "
+                        "ten exceedances of the tail's base, the fewest a fit stands "
+                        "on.")  # fmt: skip
+    alarm: float = Field(4.0, gt=0, description="The surprise (-log10 tail probability) that "
+                         "is an alarm: one point in 10,000 on data that behaves as it "
+                         "has.")  # fmt: skip
+    hold: int = Field(20, ge=0, description="Points after an alarm held below it: one event, "
+                      "one alarm.")  # fmt: skip
+    breakthrough: float = Field(3.0, gt=0, description="Surprise beyond the last alarm's "
+                                "that alarms within the hold: a thousand times "
+                                "rarer.")  # fmt: skip
+    ewma_rate: float = Field(0.1, gt=0, lt=1, description="shift: weight of a point in the "
+                             "EWMA (Montgomery's 0.05 to 0.25).")  # fmt: skip
+    cusum_slack: float = Field(0.5, ge=0, description="shift: spreads per point the CUSUM "
+                               "forgives (half the smallest shift worth finding).")  # fmt: skip
+    log: bool = Field(False, description="spike: model log(1 + value), for counts and "
+                      "multiplicative noise; scores 0 once a value is negative.")  # fmt: skip
+    counts: bool = Field(True, description="ensemble: add a log spike member, which watches a "
+                         "series until it has a negative value.")  # fmt: skip

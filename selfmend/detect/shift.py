@@ -1,0 +1,75 @@
+"""The shift member: a run of residuals on one side, none of them extreme (a level shift, a dip
+that lasts, a slow climb), which the spike member sees only once it is large.
+
+Two textbook change statistics of the signed residual (clipped at ``clip`` spreads so one spike
+cannot pass for a shift): an EWMA with weight ``ewma_rate``, scaled by its stationary standard
+deviation, and a two-sided CUSUM with slack ``cusum_slack``. Each is calibrated by its own tail;
+the member reports the more surprising, less log10(2) for having looked twice (Bonferroni).
+After an alarm both restart from zero, as the run they measured has ended.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from selfmend.detect import expected, tail
+from selfmend.detect.calibrated import CalibratedDetector, hold_event, new_event, relearn_weight
+
+EWMA, UP, DOWN, NOISE = 2, 3, 4, 5  # in the event array, after the event's own two
+LOOKS = math.log10(3.0)
+
+
+class ShiftDetector(CalibratedDetector):
+    name = "shift"
+
+    def _new_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "model": expected.new_model(),
+            "season": expected.new_season(self.params.bins),
+            "tails": tail.new_tails(3),
+            "event": np.append(new_event(), np.zeros(4)),
+        }
+
+    def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        p, a = self.params, self.arrays
+        return run(
+            timestamps, values, a["model"], a["season"], a["tails"], a["event"], p.bins,
+            p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold,
+            p.breakthrough, p.ewma_rate, p.cusum_slack,
+        )  # fmt: skip
+
+
+@njit(cache=True)
+def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tail, clip, warmup,
+        alarm, hold, breakthrough, ewma_rate, slack):  # fmt: skip
+    out = np.zeros(len(x))
+    norm = math.sqrt((2.0 - ewma_rate) / ewma_rate)
+    for i in range(len(x)):
+        v = x[i]
+        if model[expected.N] >= warmup:
+            r, _ = expected.residual(model, season, ts[i], v, bins)
+            r = min(max(r, -clip), clip)
+            event[EWMA] += ewma_rate * (r - event[EWMA])
+            event[UP] = max(0.0, event[UP] + r - slack)
+            event[DOWN] = max(0.0, event[DOWN] - r - slack)
+            event[NOISE] += ewma_rate * (abs(r) - event[NOISE])
+            ewma, cusum = abs(event[EWMA]) * norm, max(event[UP], event[DOWN])
+            noise = max(event[NOISE] - 1.0, 0.0) * norm
+            found = max(tail.surprise(tails, 0, ewma), tail.surprise(tails, tail.TAIL, cusum),
+                        tail.surprise(tails, 2 * tail.TAIL, noise))  # fmt: skip
+            surprise, in_event = hold_event(event, max(found - LOOKS, 0.0), alarm, hold,
+                                            breakthrough)  # fmt: skip
+            rate = expected.point_rate(model, ts[i], tau_tail)
+            tail.learn(tails, 0, ewma, rate, alarm)
+            tail.learn(tails, tail.TAIL, cusum, rate, alarm)
+            tail.learn(tails, 2 * tail.TAIL, noise, rate, alarm)
+            if in_event and event[0] == 0.0:  # this point alarmed: the run it measured has ended
+                event[EWMA] = event[UP] = event[DOWN] = 0.0
+                event[NOISE] = 1.0
+            out[i] = surprise
+        fast = relearn_weight(event, hold)
+        expected.learn(model, season, ts[i], v, bins, tau_level, tau_season, clip, fast)
+    return out

@@ -1,0 +1,76 @@
+"""The spike member: how improbable a point's distance from what was expected is, on this series.
+
+The residual against the expected value (``selfmend.detect.expected``: the level, or the hour's
+baseline when that predicts better) in spreads, calibrated by the tail of the series' own past
+residuals (``selfmend.detect.tail``), one tail for each baseline. With ``log`` it models
+``log(1 + value)``: counts and metrics whose noise grows with their level (requests, mentions,
+bytes) have multiplicative spikes, and a burst from 2 to 40 is as unusual as one from 200 to
+4,000. A negative value ends that view: from then on the member scores 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from selfmend.detect import expected, tail
+from selfmend.detect.calibrated import CalibratedDetector, hold_event, new_event, relearn_weight
+
+NEGATIVE = 2  # in the event array: a negative value was seen (log members stop)
+
+
+class SpikeDetector(CalibratedDetector):
+    name = "spike"
+
+    def _new_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "model": expected.new_model(),
+            "season": expected.new_season(self.params.bins),
+            "tails": tail.new_tails(2),
+            "event": np.append(new_event(), 0.0),
+        }
+
+    def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        p, a = self.params, self.arrays
+        return run(
+            timestamps, values, a["model"], a["season"], a["tails"], a["event"], p.bins,
+            p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold,
+            p.breakthrough, p.log,
+        )  # fmt: skip
+
+    def band(self) -> tuple[float, float] | None:
+        """Values around the current expectation whose surprise stays below the alarm."""
+        model, p = self.arrays["model"], self.params
+        if model[expected.N] < p.warmup or p.log:
+            return None
+        middle, spread, seasonal = expected.center(
+            model, self.arrays["season"], model[expected.LAST_TS], p.bins
+        )
+        width = spread * tail.value_at(self.arrays["tails"], tail.TAIL if seasonal else 0, p.alarm)
+        return float(middle - width), float(middle + width)
+
+
+@njit(cache=True)
+def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tail, clip, warmup,
+        alarm, hold, breakthrough, log):  # fmt: skip
+    """Each point's surprise on the state before it; then it is learned. State in place."""
+    out = np.zeros(len(x))
+    for i in range(len(x)):
+        v = x[i]
+        if log:
+            if v < 0.0 or event[NEGATIVE] > 0.0:
+                event[NEGATIVE] = 1.0
+                continue
+            v = math.log1p(v)
+        if model[expected.N] >= warmup:
+            r, seasonal = expected.residual(model, season, ts[i], v, bins)
+            k = tail.TAIL if seasonal else 0
+            surprise, _ = hold_event(event, tail.surprise(tails, k, abs(r)), alarm, hold,
+                                     breakthrough)  # fmt: skip
+            tail.learn(tails, k, abs(r), expected.point_rate(model, ts[i], tau_tail), alarm)
+            out[i] = surprise
+        fast = relearn_weight(event, hold)
+        expected.learn(model, season, ts[i], v, bins, tau_level, tau_season, clip, fast)
+    return out

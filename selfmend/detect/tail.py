@@ -1,0 +1,94 @@
+"""Calibration: how improbable a statistic's value is on this series, as ``-log10`` of a tail
+probability, the same scale on every series whatever its units, noise or tail.
+
+Peaks over threshold (Siffer et al., "Anomaly detection in streams with extreme value theory",
+KDD 2017): values of a statistic above ``BASE`` are exceedances. The series' own rate of them
+and a generalised Pareto fit of their excesses (method of moments, shape bounded) give
+
+    p(a) = rate * (1 + shape * (a - BASE) / scale) ** (-1 / shape)
+
+so a heavy-tailed series (bursty counts) needs a larger value for the same surprise than a
+Gaussian one, and one whose errors are always small is surprised sooner. Below ``BASE`` the
+surprise rises linearly to that of ``BASE``. All statistics here are residuals in units of the
+series' own spread (mean absolute deviation), where ``BASE = 2`` is exceeded by about one point
+in nine on Gaussian noise: enough exceedances to fit on in a day of samples.
+
+The estimates decay with the caller's rate, so the tail describes the series' recent weeks. A
+tail is four floats at ``k`` in the caller's state array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+BASE = 2.0
+TAIL = 4  # exceedance rate, exceedances seen, mean excess, mean squared excess
+MAX_SURPRISE = 12.0  # one in 10**12: beyond this no series has the history to say more
+SHAPE_BOUNDS = (-0.25, 0.5)  # from light (bounded) to heavy tails with a finite variance
+PRIOR = (0.1, 4.0, 1.0, 2.0)  # a tenth beyond BASE, unit exponential excesses, worth 4 points
+_LN10 = math.log(10.0)
+
+
+def new_tails(count: int) -> np.ndarray:
+    return np.tile(np.array(PRIOR), count)
+
+
+@njit(cache=True)
+def surprise(tail, k, a):
+    """-log10 of the probability of a value of at least ``a``, from the tail at ``k``."""
+    rate = max(tail[k], 1e-9)
+    at_base = -math.log10(rate)
+    if a <= BASE:
+        return at_base * max(a, 0.0) / BASE
+    mean, square = tail[k + 2], tail[k + 3]
+    variance = max(square - mean * mean, 1e-12)
+    shape = min(max(0.5 * (1.0 - mean * mean / variance), SHAPE_BOUNDS[0]), SHAPE_BOUNDS[1])
+    scale = max(mean * (1.0 - shape), 1e-9)
+    excess = a - BASE
+    if abs(shape) < 1e-6:
+        log_survival = -excess / scale
+    else:
+        base = 1.0 + shape * excess / scale
+        if base <= 0.0:
+            return MAX_SURPRISE
+        log_survival = -math.log(base) / shape
+    return min(MAX_SURPRISE, at_base - log_survival / _LN10)
+
+
+@njit(cache=True)
+def value_at(tail, k, level):
+    """The smallest statistic whose surprise reaches ``level``: the inverse of ``surprise``."""
+    rate = max(tail[k], 1e-9)
+    at_base = -math.log10(rate)
+    if level <= at_base:
+        return BASE * level / max(at_base, 1e-9)
+    mean, square = tail[k + 2], tail[k + 3]
+    variance = max(square - mean * mean, 1e-12)
+    shape = min(max(0.5 * (1.0 - mean * mean / variance), SHAPE_BOUNDS[0]), SHAPE_BOUNDS[1])
+    scale = max(mean * (1.0 - shape), 1e-9)
+    log_survival = -(level - at_base) * _LN10
+    if abs(shape) < 1e-6:
+        return BASE - scale * log_survival
+    return BASE + scale * (math.exp(-shape * log_survival) - 1.0) / shape
+
+
+@njit(cache=True)
+def learn(tail, k, a, rate, cap):
+    """Count ``a`` into the tail at ``k``; ``rate`` is the weight of one point. A value beyond
+    the surprise ``cap`` (the alarm) counts as the value at it: an anomaly teaches the tail that
+    alarming values happen, not its own size, which would make the next one look ordinary
+    (the second moment is the fit's most fragile part). Recurring bursts still widen the tail
+    step by step, as each raises the value at the cap a little."""
+    a = min(a, value_at(tail, k, cap))
+    hit = a > BASE
+    tail[k] += rate * ((1.0 if hit else 0.0) - tail[k])
+    if hit:
+        tail[k + 1] += 1.0
+        # excesses are rarer than points: weigh each so the fit spans the same time
+        weight = max(min(rate / max(tail[k], rate), 0.5), 1.0 / tail[k + 1])
+        excess = a - BASE
+        tail[k + 2] += weight * (excess - tail[k + 2])
+        tail[k + 3] += weight * (excess * excess - tail[k + 3])
