@@ -8,7 +8,8 @@ Prints, for a detector (``--detector``, default: the workers' default), the plai
   added and normalised together. "Defaults" keeps the detector's defaults and only chooses the
   threshold out of fold; "searched" also picks the knobs in fold, from the defaults and
   ``--candidates`` configurations sampled around them (each numeric knob times a log-uniform
-  factor in [1/2, 2]), which is how a knob search shapes a detector;
+  factor in [1/2, 2]; not the threshold, the score's scale, nor the number of phases of the
+  day, a structural choice), which is how a knob search shapes a detector;
 - **half split**: the same, with the series of each category dealt alternately into two
   halves; each half is scored with what was chosen on the other;
 - **jitter**: the plain score with every numeric knob moved by a log-uniform factor in
@@ -35,6 +36,7 @@ from selfmend.detect.choice import DEFAULT, PARAMS, detector_class
 
 SEARCH_FACTOR = 2.0
 JITTER_FACTOR = 1.25
+FIXED = ("threshold", "bins")  # the score's scale, and the day's division into phases
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,12 @@ def half_splits(corpus: list[Series]) -> list[Split]:
 
 
 def moved(params: BaseModel, rng: random.Random, factor: float) -> BaseModel:
-    """Every numeric knob but the threshold times a log-uniform factor in [1/f, f]; a decay
+    """Every numeric knob but those ``FIXED`` times a log-uniform factor in [1/f, f]; a decay
     moves by its time constant 1 / (1 - decay). Redrawn until the knobs validate."""
     for _ in range(100):
         knobs: dict[str, object] = {}
         for name, value in params.model_dump().items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or name == "threshold":
+            if isinstance(value, bool) or not isinstance(value, int | float) or name in FIXED:
                 continue
             f = math.exp(rng.uniform(-math.log(factor), math.log(factor)))
             if name.endswith("decay") and 0 < value < 1:

@@ -21,9 +21,8 @@ import math
 from typing import Any, Self
 
 import numpy as np
-from numba import njit
 
-from selfmend.detect.calibrated import CalibratedDetector, hold_event, new_event
+from selfmend.detect.calibrated import CalibratedDetector
 from selfmend.detect.shift import ShiftDetector
 from selfmend.detect.spike import SpikeDetector
 
@@ -32,29 +31,34 @@ class EnsembleDetector(CalibratedDetector):
     name = "ensemble"
 
     def _new_arrays(self) -> dict[str, np.ndarray]:
-        p = self.params
+        # a member's own alarm (when it restarts its run) is where the fusion's alarm is
+        looks = 3 if self.params.counts else 2
+        p = self.params.model_copy(update={"alarm": self.params.alarm + math.log10(looks)})
         self.members: dict[str, CalibratedDetector] = {"spike": SpikeDetector(p)}
         if p.counts:
             self.members["counts"] = SpikeDetector(p.model_copy(update={"log": True}))
         self.members["shift"] = ShiftDetector(p)
-        arrays = {"event": new_event()}
-        for label, member in self.members.items():
-            arrays.update({f"{label}.{key}": array for key, array in member.arrays.items()})
-        return arrays
+        return {
+            f"{label}.{key}": array
+            for label, member in self.members.items()
+            for key, array in member.arrays.items()
+            if key != "output"  # members report to the fusion, which holds
+        }
 
     def _bind(self) -> None:
         """Point each member at this detector's arrays (after they were copied or loaded)."""
         self.members = {label: copy.copy(member) for label, member in self.members.items()}
         for label, member in self.members.items():
-            member.arrays = {key: self.arrays[f"{label}.{key}"] for key in member.arrays}
+            member.arrays = {
+                key: self.arrays.get(f"{label}.{key}", array)
+                for key, array in member.arrays.items()
+            }
 
     def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         found = np.zeros(len(values))
         for member in self.members.values():
             np.maximum(found, member._surprise(timestamps, values), out=found)
-        found = np.maximum(found - math.log10(len(self.members)), 0.0)
-        p, event = self.params, self.arrays["event"]
-        return _fuse(found, event, p.alarm, p.hold, p.breakthrough)
+        return np.maximum(found - math.log10(len(self.members)), 0.0)
 
     def band(self) -> tuple[float, float] | None:
         return self.members["spike"].band()
@@ -69,11 +73,3 @@ class EnsembleDetector(CalibratedDetector):
         detector = super().from_state(state)
         detector._bind()
         return detector
-
-
-@njit(cache=True)
-def _fuse(found, event, alarm, hold, breakthrough):
-    out = np.empty(len(found))
-    for i in range(len(found)):
-        out[i], _ = hold_event(event, found[i], alarm, hold, breakthrough)
-    return out

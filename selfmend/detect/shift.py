@@ -47,6 +47,7 @@ def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tai
         alarm, hold, breakthrough, ewma_rate, slack):  # fmt: skip
     out = np.zeros(len(x))
     norm = math.sqrt((2.0 - ewma_rate) / ewma_rate)
+    memory = ewma_rate / (2.0 - ewma_rate)  # an EWMA value is 1 / this points' worth of news
     for i in range(len(x)):
         v = x[i]
         if model[expected.N] >= warmup:
@@ -60,16 +61,16 @@ def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tai
             noise = max(event[NOISE] - 1.0, 0.0) * norm
             found = max(tail.surprise(tails, 0, ewma), tail.surprise(tails, tail.TAIL, cusum),
                         tail.surprise(tails, 2 * tail.TAIL, noise))  # fmt: skip
-            surprise, in_event = hold_event(event, max(found - LOOKS, 0.0), alarm, hold,
-                                            breakthrough)  # fmt: skip
-            rate = expected.point_rate(model, ts[i], tau_tail)
-            tail.learn(tails, 0, ewma, rate, alarm)
-            tail.learn(tails, tail.TAIL, cusum, rate, alarm)
-            tail.learn(tails, 2 * tail.TAIL, noise, rate, alarm)
+            found = max(found - LOOKS, 0.0)
+            _, in_event = hold_event(event, found, alarm, hold, breakthrough)
+            rate = expected.point_rate(model, ts[i], tau_tail) * memory
+            tail.learn(tails, 0, ewma, rate, alarm, True)
+            tail.learn(tails, tail.TAIL, cusum, rate, alarm, True)
+            tail.learn(tails, 2 * tail.TAIL, noise, rate, alarm, True)
             if in_event and event[0] == 0.0:  # this point alarmed: the run it measured has ended
                 event[EWMA] = event[UP] = event[DOWN] = 0.0
                 event[NOISE] = 1.0
-            out[i] = surprise
+            out[i] = found
         fast = relearn_weight(event, hold)
         expected.learn(model, season, ts[i], v, bins, tau_level, tau_season, clip, fast)
     return out

@@ -67,10 +67,10 @@ def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tai
         if model[expected.N] >= warmup:
             r, seasonal = expected.residual(model, season, ts[i], v, bins)
             k = tail.TAIL if seasonal else 0
-            surprise, _ = hold_event(event, tail.surprise(tails, k, abs(r)), alarm, hold,
-                                     breakthrough)  # fmt: skip
-            tail.learn(tails, k, abs(r), expected.point_rate(model, ts[i], tau_tail), alarm)
-            out[i] = surprise
+            found = tail.surprise(tails, k, abs(r))
+            hold_event(event, found, alarm, hold, breakthrough)  # for what is relearned
+            tail.learn(tails, k, abs(r), expected.point_rate(model, ts[i], tau_tail), alarm, False)
+            out[i] = found
         fast = relearn_weight(event, hold)
         expected.learn(model, season, ts[i], v, bins, tau_level, tau_season, clip, fast)
     return out

@@ -13,8 +13,15 @@ surprise rises linearly to that of ``BASE``. All statistics here are residuals i
 series' own spread (mean absolute deviation), where ``BASE = 2`` is exceeded by about one point
 in nine on Gaussian noise: enough exceedances to fit on in a day of samples.
 
+A statistic that averages, such as an EWMA or a CUSUM, exceeds in runs. For those each run
+counts once, by its largest value, learned when the run ends: the runs method of declustering
+(Smith and Weissman, 1994), and the rate is that of runs beginning. Without it a lasting shift
+teaches the tail its own size point by point, faster than the statistic builds, and is never
+found. A point residual is not declustered: on a smooth series it stays beyond ``BASE`` for
+hours, one rare run whose every point would then look improbable.
+
 The estimates decay with the caller's rate, so the tail describes the series' recent weeks. A
-tail is four floats at ``k`` in the caller's state array.
+tail is ``TAIL`` floats at ``k`` in the caller's state array.
 """
 
 from __future__ import annotations
@@ -25,10 +32,10 @@ import numpy as np
 from numba import njit
 
 BASE = 2.0
-TAIL = 4  # exceedance rate, exceedances seen, mean excess, mean squared excess
+TAIL = 5  # run rate, runs seen, mean excess, mean squared excess, the current run's peak
 MAX_SURPRISE = 12.0  # one in 10**12: beyond this no series has the history to say more
 SHAPE_BOUNDS = (-0.25, 0.5)  # from light (bounded) to heavy tails with a finite variance
-PRIOR = (0.1, 4.0, 1.0, 2.0)  # a tenth beyond BASE, unit exponential excesses, worth 4 points
+PRIOR = (0.1, 4.0, 1.0, 2.0, 0.0)  # a tenth beyond BASE, unit exponential excesses, 4 runs' worth
 _LN10 = math.log(10.0)
 
 
@@ -76,19 +83,33 @@ def value_at(tail, k, level):
 
 
 @njit(cache=True)
-def learn(tail, k, a, rate, cap):
-    """Count ``a`` into the tail at ``k``; ``rate`` is the weight of one point. A value beyond
-    the surprise ``cap`` (the alarm) counts as the value at it: an anomaly teaches the tail that
-    alarming values happen, not its own size, which would make the next one look ordinary
-    (the second moment is the fit's most fragile part). Recurring bursts still widen the tail
-    step by step, as each raises the value at the cap a little."""
+def learn(tail, k, a, rate, cap, runs):
+    """Count ``a`` into the tail at ``k``; ``rate`` is the weight of one point, and ``runs``
+    says the statistic is autocorrelated by construction (declustered: each run counts once).
+
+    A value beyond the surprise ``cap`` (the alarm) counts as the value at it: an anomaly
+    teaches the tail that alarming values happen, not its own size, which would make the next
+    one look ordinary. Recurring bursts still widen the tail step by step, as each raises the
+    value at the cap a little."""
     a = min(a, value_at(tail, k, cap))
-    hit = a > BASE
-    tail[k] += rate * ((1.0 if hit else 0.0) - tail[k])
-    if hit:
-        tail[k + 1] += 1.0
-        # excesses are rarer than points: weigh each so the fit spans the same time
-        weight = max(min(rate / max(tail[k], rate), 0.5), 1.0 / tail[k + 1])
-        excess = a - BASE
-        tail[k + 2] += weight * (excess - tail[k + 2])
-        tail[k + 3] += weight * (excess * excess - tail[k + 3])
+    if runs:
+        if a > BASE:
+            starts = tail[k + 4] == 0.0
+            tail[k] += rate * ((1.0 if starts else 0.0) - tail[k])
+            tail[k + 4] = max(tail[k + 4], a)
+            return
+        tail[k] -= rate * tail[k]
+        if tail[k + 4] == 0.0:
+            return
+        a, tail[k + 4] = tail[k + 4], 0.0  # a run ended: its peak is one exceedance
+    else:
+        hit = a > BASE
+        tail[k] += rate * ((1.0 if hit else 0.0) - tail[k])
+        if not hit:
+            return
+    tail[k + 1] += 1.0
+    # exceedances are rarer than points: weigh each so the fit spans the same time
+    weight = max(min(rate / max(tail[k], rate), 0.5), 1.0 / tail[k + 1])
+    excess = a - BASE
+    tail[k + 2] += weight * (excess - tail[k + 2])
+    tail[k + 3] += weight * (excess * excess - tail[k + 3])

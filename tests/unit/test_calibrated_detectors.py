@@ -8,6 +8,7 @@ import pytest
 from selfmend.detect import tail
 from selfmend.detect.choice import DetectorChoice
 from selfmend.detect.ensemble import EnsembleDetector
+from selfmend.detect.shift import ShiftDetector
 from selfmend.detect.spike import SpikeDetector
 
 MINUTE = 60.0
@@ -50,12 +51,31 @@ def test_a_heavier_tail_needs_a_larger_value_for_the_same_surprise():
     rng = np.random.default_rng(1)
     for a, b in zip(np.abs(rng.normal(0, 1.25, 20000)), np.abs(rng.standard_t(2, 20000)),
                     strict=True):  # fmt: skip
-        tail.learn(light, 0, a, 1e-3, tail.MAX_SURPRISE)
-        tail.learn(heavy, 0, b, 1e-3, tail.MAX_SURPRISE)
+        tail.learn(light, 0, a, 1e-3, tail.MAX_SURPRISE, False)
+        tail.learn(heavy, 0, b, 1e-3, tail.MAX_SURPRISE, False)
     assert tail.surprise(light, 0, 8.0) > tail.surprise(heavy, 0, 8.0)
     for state in (light, heavy):
         for level in (1.0, 3.0, 6.0):
             assert tail.surprise(state, 0, tail.value_at(state, 0, level)) == pytest.approx(level)
+
+
+@pytest.mark.parametrize("seed", [4, 6])
+def test_a_small_lasting_shift_is_found_by_the_shift_member_not_the_spike_member(seed):
+    """A 1.5-sigma shift: no single point is unusual, the run is. The shift member's tails are
+    declustered, so the building run does not teach them its own size (it did, and was never
+    found)."""
+    rng = np.random.default_rng(seed)
+    timestamps = np.arange(3000) * MINUTE
+    values = rng.normal(0, 1, 3000)
+    values[2000:] += 1.5
+    spike, shift = SpikeDetector(), ShiftDetector()
+    assert spike.score_many(timestamps, values)[2000:2100].max() < spike.threshold
+    scores = shift.score_many(timestamps, values)
+    assert (scores[200:2000] >= shift.threshold).sum() <= 2
+    after = np.flatnonzero(scores[2000:] >= shift.threshold)
+    assert after.size and after[0] < 30
+    fused = EnsembleDetector().score_many(timestamps, values)
+    assert np.flatnonzero(fused[2000:2030] >= 0.5).size
 
 
 def test_a_level_that_moves_for_good_alarms_once_then_is_relearned():

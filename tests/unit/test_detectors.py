@@ -24,9 +24,9 @@ ENSEMBLE_MISSES_THE_SPIKE = pytest.param(
     ENSEMBLE,
     marks=pytest.mark.xfail(
         strict=True,
-        reason="known flaw: the shift member alarms falsely at point 238 on a tail still near "
-        "its prior, and the hold that follows cannot be broken through after an alarm at the "
-        "largest surprise",
+        reason="known flaw: after 190 points learned the shift member's tails are still near "
+        "their prior (declustered, they learn a run at a time), it alarms falsely at point "
+        "238, and that event's hold keeps the spike at 250 just below the alarm",
     ),
 )
 
