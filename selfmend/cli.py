@@ -1,5 +1,5 @@
 """The ``selfmend`` command: demo, status, incidents, patterns, approve, resolve, kill-switch,
-api, db.
+sensitivity, api, db.
 
 Every command but ``demo`` talks to the store only. ``demo`` is the one place that starts Celery
 in this process, so it imports ``workers`` when it runs, never at import.
@@ -190,6 +190,30 @@ def kill_switch(
         reason=reason,
     )
     console.print(f"kill switch for {action or 'all actions'} is [bold]{state}[/]")
+
+
+@app.command()
+def sensitivity(
+    series: Annotated[
+        str, typer.Argument(help='The series\' key, e.g. db.query_ms{service="shop"}')
+    ],
+    value: Annotated[
+        float | None, typer.Argument(help="About this many times the default alarms, 0.1 to 10.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the audit log.")] = None,
+) -> None:
+    """Show a series' sensitivity, or set it (with --reason) from the next analyze pass."""
+    from selfmend.sensitivity import set_sensitivity
+
+    if value is not None and not reason:
+        raise typer.BadParameter("a new sensitivity needs a reason", param_hint="--reason")
+    store = _store()
+    if value is None:
+        setting = store.sensitivities.get(series)
+    else:
+        actor = f"cli:{getpass.getuser()}"
+        setting = set_sensitivity(store, series, value, actor=actor, reason=reason)
+    console.print(f"{escape(series)}: {escape(setting.describe())}")
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """The admin API's routes. Every route but /health and /metrics needs an ``X-Admin-Key``.
 
-    viewer    GET  /incidents, /incidents/{id}, /status
-    operator  POST /incidents/{id}/approve, /incidents/{id}/resolve
+    viewer    GET  /incidents, /incidents/{id}, /status, /series/{key}/sensitivity
+    operator  POST /incidents/{id}/approve, /incidents/{id}/resolve,
+              PUT  /series/{key}/sensitivity
     admin     PUT  /kill-switch, PUT / DELETE /controls/{key}
 
 What a person does here is what the CLI does, through the same core calls, and is recorded in
@@ -20,7 +21,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from selfmend.api.errors import install_error_handlers
 from selfmend.api.keys import AdminKey, KeyRing, Role
@@ -30,6 +31,7 @@ from selfmend.models import IncidentStatus
 from selfmend.remedy.approvals import approve
 from selfmend.remedy.closing import close_incident
 from selfmend.remedy.switches import set_kill_switch
+from selfmend.sensitivity import out_of_bounds, set_sensitivity
 from selfmend.store import Store
 from selfmend.store.engine import DatabaseTimeouts
 
@@ -51,6 +53,20 @@ class KillSwitch(BaseModel):
     enabled: bool
     action: str | None = Field(None, max_length=100, description="Only this action's switch.")
     reason: str = Field(min_length=1, max_length=500)
+
+
+class SensitivityChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sensitivity: float = Field(description="About this many times the default rate of alarms.")
+    reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("sensitivity")
+    @classmethod
+    def _within_bounds(cls, value: float) -> float:
+        problem = out_of_bounds(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class ControlValue(BaseModel):
@@ -153,6 +169,18 @@ def create_app(
     @app.post("/incidents/{incident_id}/resolve", status_code=204)
     def resolve_incident(who: Operator, incident_id: int, body: Resolution) -> None:
         close_incident(store, incident_id, actor=f"api:{who.name}", reason=body.reason)
+
+    # A series' key may hold "/" (in a label's value): the route takes the rest of the path.
+    @app.get("/series/{key:path}/sensitivity")
+    def series_sensitivity(_: Viewer, key: str) -> dict[str, Any]:
+        return asdict(store.sensitivities.get(key))
+
+    @app.put("/series/{key:path}/sensitivity")
+    def set_series_sensitivity(who: Operator, key: str, body: SensitivityChange) -> dict[str, Any]:
+        setting = set_sensitivity(
+            store, key, body.sensitivity, actor=f"api:{who.name}", reason=body.reason
+        )
+        return asdict(setting)
 
     @app.put("/kill-switch")
     def kill_switch(who: Admin, body: KillSwitch) -> dict[str, Any]:

@@ -37,6 +37,11 @@ class Detector(Protocol):
     def threshold(self) -> float:
         """The score from which a point is an anomaly."""
 
+    def threshold_at(self, sensitivity: float) -> float:
+        """The alarm threshold on this detector's score for that sensitivity (about that many
+        times the default rate of alarms on normal data; ``selfmend.sensitivity``);
+        ``threshold_at(1.0) == threshold``."""
+
     def learn_one(self, sample: Timed) -> None:
         """Add one point to what is normal."""
 

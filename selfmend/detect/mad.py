@@ -16,6 +16,7 @@ import copy
 import json
 import math
 from functools import lru_cache
+from statistics import NormalDist
 from typing import Any, Self
 
 import numpy as np
@@ -24,9 +25,11 @@ from numba import njit
 from selfmend.detect.base import Timed
 from selfmend.detect.params import MADParams
 from selfmend.detect.state import pack, unpack
+from selfmend.sensitivity import scaled_threshold
 
 MAD_TO_SIGMA = 1.4826
 _SQRT8 = math.sqrt(8.0)
+_NORMAL = NormalDist()
 
 
 class RollingMAD:
@@ -39,6 +42,12 @@ class RollingMAD:
     @property
     def threshold(self) -> float:
         return self.params.threshold
+
+    def threshold_at(self, sensitivity: float) -> float:
+        """The robust z a point must reach is divided by ``sensitivity ** (1/4)``
+        (``selfmend.sensitivity``): at the default 0.99, z 5.15 becomes 9.2 at 0.1 and
+        2.9 at 10."""
+        return scaled_threshold(self.threshold, sensitivity, _z_of_score, _score_of_z)
 
     def learn_one(self, sample: Timed) -> None:
         self.score_many(np.array([sample.ts], float), np.array([sample.value], float))
@@ -80,6 +89,15 @@ class RollingMAD:
         detector = cls(_params(json.dumps(state["params"], sort_keys=True)))
         detector.values = unpack(state["values"], state["size"])
         return detector
+
+
+def _score_of_z(z: float) -> float:
+    return math.erf(z / _SQRT8)
+
+
+def _z_of_score(score: float) -> float:
+    """The inverse of ``_score_of_z``: erf(z / sqrt 8) = 2 * Phi(z / 2) - 1."""
+    return 2.0 * _NORMAL.inv_cdf((1.0 + score) / 2.0)
 
 
 def _integral(values: np.ndarray) -> bool:

@@ -18,6 +18,7 @@ from selfmend.detect import stream_kernel as kernel
 from selfmend.detect.base import Timed
 from selfmend.detect.params import StreamParams
 from selfmend.detect.state import pack, unpack
+from selfmend.sensitivity import scaled_threshold
 
 DEFAULTS = StreamParams()
 
@@ -33,6 +34,15 @@ class StreamDetector:
     @property
     def threshold(self) -> float:
         return self.params.threshold
+
+    def threshold_at(self, sensitivity: float) -> float:
+        """The ratio to its record a statistic must reach (1 at the default) is divided by
+        ``sensitivity ** (1/4)`` (``selfmend.sensitivity``): 1.78 at 0.1, 0.56 at 10.
+        Above 1, the points an event holds just under the alarm (``refractory``) alarm too, so
+        stored anomalies grow faster than events."""
+        return scaled_threshold(  # the ratio of a score, and the score of a ratio
+            self.threshold, sensitivity, lambda t: t / (1 - t), lambda r: r / (1 + r)
+        )
 
     def learn_one(self, sample: Timed) -> None:
         self._run(np.array([sample.ts], dtype=float), np.array([sample.value], dtype=float))

@@ -19,6 +19,7 @@ from selfmend.detect.base import Detector
 from selfmend.detect.choice import DetectorChoice, choice_for
 from selfmend.detect.correlate import Signal
 from selfmend.models import Anomaly, Severity
+from selfmend.sensitivity import DEFAULT as DEFAULT_SENSITIVITY
 from selfmend.store import Store
 from selfmend.store.samples import CursorUpdate, NewPoints, SeriesCursor
 
@@ -80,14 +81,18 @@ class StreamingPass:
         pending = self.store.samples.new_points(shard, shards)
         cold = [cursor.id for cursor, _ in pending if not self._warm_for(cursor)]
         saved = self.store.samples.detector_states(cold)
+        # Read at every pass, never kept: a change counts from the next pass, in every worker.
+        sensitivities = self.store.sensitivities.of_shard(shard, shards)
         for first in range(0, len(pending), SAVE_EVERY):
-            signals += self._detect_part(tally, pending[first : first + SAVE_EVERY], saved)
+            part = pending[first : first + SAVE_EVERY]
+            signals += self._detect_part(tally, part, saved, sensitivities)
 
     def _detect_part(
         self,
         tally: Tally,
         pending: list[tuple[SeriesCursor, NewPoints]],
         saved: dict[int, dict[str, Any]],
+        sensitivities: dict[int, float],
     ) -> list[Signal]:
         signals: list[Signal] = []
         updates: list[CursorUpdate] = []
@@ -95,7 +100,8 @@ class StreamingPass:
         for cursor, new in pending:
             watch = self._warm_for(cursor) or self._restore(cursor, saved.get(cursor.id))
             self._warm.pop(cursor.id, None)  # back once scored: a failure leaves it restored
-            signal = self._detect_series(cursor, watch, new, found)
+            sensitivity = sensitivities.get(cursor.id, DEFAULT_SENSITIVITY)
+            signal = self._detect_series(cursor, watch, new, found, sensitivity)
             if signal is not None:
                 signals.append(signal)
             updates.append(CursorUpdate(cursor.id, cursor.key, watch.until, watch.to_state()))
@@ -120,7 +126,12 @@ class StreamingPass:
         )
 
     def _detect_series(
-        self, cursor: SeriesCursor, watch: _Watch, new: NewPoints, found: list[Anomaly]
+        self,
+        cursor: SeriesCursor,
+        watch: _Watch,
+        new: NewPoints,
+        found: list[Anomaly],
+        sensitivity: float,
     ) -> Signal | None:
         """Score the series' new points and store its anomalies; a signal once one is confirmed.
 
@@ -130,12 +141,15 @@ class StreamingPass:
         in the band a moment later. An alarm is pending until the latest ``clear_points``
         values are all outside the band it broke (a signal) or the latest value is back inside
         (dropped); the pending alarm is kept in the series' saved state across passes.
+
+        The threshold is the one for the series' ``sensitivity``; the detector learns the same
+        whatever it is, so a change leaves what it learned as it was.
         """
         detector = watch.detector
         before = detector.clone()  # where an alarm's band is read, without restoring again
         timestamps, values = new.timestamps, new.values
         scores = detector.score_many(timestamps, values)
-        hits = np.flatnonzero(scores >= detector.threshold)
+        hits = np.flatnonzero(scores >= detector.threshold_at(sensitivity))
         found += [  # built from the detector's own floats: nothing to validate
             Anomaly.model_construct(
                 series=cursor.key,

@@ -17,6 +17,7 @@ from selfmend.store.notifications import NotificationStore
 from selfmend.store.outcomes import OutcomeStore
 from selfmend.store.samples import SampleStore
 from selfmend.store.schema_versions import SchemaVersionStore
+from selfmend.store.sensitivities import SensitivityStore
 from selfmend.store.settings_read import SettingsReadStore
 
 
@@ -36,6 +37,7 @@ class Store:
         self.heals = HealStore(engine)
         self.breaker_events = BreakerEventLog(engine)
         self.settings_read = SettingsReadStore(engine)
+        self.sensitivities = SensitivityStore(engine)
 
     @classmethod
     def from_url(

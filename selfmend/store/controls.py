@@ -34,8 +34,9 @@ _SWITCH = select(kill_switches.c.enabled).where(kill_switches.c.scope == bindpar
 
 @dataclass(frozen=True)
 class ControlChange:
-    """One change of a live setting (``kind`` control) or a kill switch (``kind`` kill_switch):
-    ``old`` None when it was not set, ``new`` None when it was deleted."""
+    """One change of a live setting (``kind`` control), a kill switch (``kind`` kill_switch) or
+    a series' sensitivity (``kind`` sensitivity, ``key`` the series' key): ``old`` None when it
+    was not set, ``new`` None when it was deleted."""
 
     kind: str
     key: str
@@ -71,7 +72,7 @@ class ControlStore:
         with self.engine.begin() as connection:
             old = connection.execute(_VALUE, {"key": key}).first()
             connection.execute(self._set, values)
-            _record(connection, "control", key, old and old[0], value, actor, None, now)
+            record_change(connection, "control", key, old and old[0], value, actor, None, now)
 
     def delete(self, key: str, actor: str) -> None:
         """Remove a setting, as ``actor``; deleting one that is not set records nothing."""
@@ -80,7 +81,7 @@ class ControlStore:
             if old is None:
                 return
             connection.execute(controls.delete().where(controls.c.key == key))
-            _record(connection, "control", key, old[0], None, actor, None, time.time())
+            record_change(connection, "control", key, old[0], None, actor, None, time.time())
 
     def all(self) -> dict[str, Any]:
         with self.reads.connect() as connection:
@@ -104,13 +105,20 @@ class ControlStore:
         with self.engine.begin() as connection:
             old = connection.execute(_SWITCH, {"scope": scope}).first()
             connection.execute(self._switch, values)
-            _record(connection, "kill_switch", scope, old and old[0], enabled, actor, reason, now)
+            record_change(
+                connection, "kill_switch", scope, old and old[0], enabled, actor, reason, now
+            )
 
-    def changes(self, key: str | None = None, limit: int = 100) -> list[ControlChange]:
-        """The latest changes, newest first: of every setting and switch, or of ``key``."""
+    def changes(
+        self, key: str | None = None, limit: int = 100, kind: str | None = None
+    ) -> list[ControlChange]:
+        """The latest changes, newest first: of everything, or of ``key`` and of ``kind`` (a
+        setting, a switch's scope and a series may share a key)."""
         query = select(control_changes).order_by(control_changes.c.id.desc()).limit(limit)
         if key is not None:
             query = query.where(control_changes.c.key == key)
+        if kind is not None:
+            query = query.where(control_changes.c.kind == kind)
         with self.reads.connect() as connection:
             return [
                 ControlChange(
@@ -120,7 +128,7 @@ class ControlStore:
             ]
 
 
-def _record(
+def record_change(
     connection: Connection,
     kind: str,
     key: str,
@@ -130,6 +138,7 @@ def _record(
     reason: str | None,
     at: float,
 ) -> None:
+    """Append the audit row of a change in the caller's transaction, which makes the change."""
     connection.execute(
         control_changes.insert(),
         {

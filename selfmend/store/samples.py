@@ -112,8 +112,9 @@ class CursorUpdate:
     state: dict[str, Any]
 
 
-def _in_shard(shard: int, shards: int) -> ColumnElement[bool]:
-    return series.c.id % shards == shard if shards > 1 else true()
+def in_shard(shard: int, shards: int, series_id: Any = series.c.id) -> ColumnElement[bool]:
+    """The rows of the shard's series: a series belongs to shard ``id % shards``."""
+    return series_id % shards == shard if shards > 1 else true()
 
 
 def _in_time_order(timestamps: np.ndarray, values: np.ndarray) -> NewPoints:
@@ -261,7 +262,7 @@ class SampleStore:
             ]
 
     def cursors(self, shard: int = 0, shards: int = 1) -> list[SeriesCursor]:
-        query = select(*_CURSOR_COLUMNS).where(_in_shard(shard, shards)).order_by(series.c.id)
+        query = select(*_CURSOR_COLUMNS).where(in_shard(shard, shards)).order_by(series.c.id)
         with self.reads.connect() as connection:
             return [SeriesCursor(*row) for row in connection.execute(query)]
 
@@ -298,9 +299,9 @@ class SampleStore:
         into one numpy table, split by series and matched with the shard's cursors.
         """
         if self._postgres:
-            return self._new_point_arrays(_in_shard(shard, shards))
+            return self._new_point_arrays(in_shard(shard, shards))
         query = self._series_points(
-            series.c.id, _in_shard(shard, shards), series.c.analyzed_until
+            series.c.id, in_shard(shard, shards), series.c.analyzed_until
         ).order_by(series.c.id, "ts")
         with self.reads.connect() as connection:
             table = np.fromiter(connection.execute(query).cursor, dtype=_POINT_ROW)

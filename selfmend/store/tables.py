@@ -162,14 +162,29 @@ kill_switches = Table(
     Column("updated_at", Float, nullable=False),
 )
 
-# Who changed a live setting or a kill switch, from what to what: one row per set or delete,
-# appended in the change's transaction (the two tables above keep only the latest value).
+# A series' sensitivity, when someone set one (the default, 1, otherwise): about this many times
+# the detector's default rate of alarms. Apart from ``series``, whose rows every pass rewrites:
+# few series have one, and the analyze pass reads its shard's in one query.
+sensitivities = Table(
+    "sensitivities",
+    metadata,
+    Column("series_id", Integer, ForeignKey("series.id"), primary_key=True),
+    Column("sensitivity", Float, nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("set_at", Float, nullable=False),
+)
+
+# Who changed a live setting, a kill switch or a series' sensitivity, from what to what: one row
+# per set or delete, appended in the change's transaction (the tables above keep only the latest
+# value).
 control_changes = Table(
     "control_changes",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("kind", String(20), nullable=False),  # control | kill_switch
-    Column("key", String(200), nullable=False),  # the setting's key, or the switch's scope
+    Column("kind", String(20), nullable=False),  # control | kill_switch | sensitivity
+    # The setting's key, the switch's scope, or the series' key (as long as ``series.key``).
+    Column("key", String(400), nullable=False),
     Column("old", JSON, nullable=True),  # None: it was not set
     Column("new", JSON, nullable=True),  # None: it was deleted
     Column("actor", String(200), nullable=False),
