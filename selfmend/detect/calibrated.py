@@ -24,10 +24,13 @@ from numba import njit
 from selfmend.detect.base import Timed
 from selfmend.detect.params import CalibratedParams
 from selfmend.detect.state import pack, unpack
+from selfmend.sensitivity import HIGHEST as HIGHEST_SENSITIVITY
 
 DEFAULTS = CalibratedParams()
 SINCE, AT = 0, 1  # event state: points since the last alarm, and that alarm's surprise
-HELD = 1e-3  # a held point's surprise sits this far below the alarm
+# a held point's surprise sits below the alarm of the highest sensitivity a series may have, so
+# a sensitive series stores an event's first point, not every point of its hold
+HELD = math.log10(HIGHEST_SENSITIVITY) + 1e-3
 EXACT = ("model", "event", "output")  # arrays saved as float64
 
 
