@@ -9,7 +9,9 @@ Prints, for a detector (``--detector``, default: the workers' default), the plai
   threshold out of fold; "searched" also picks the knobs in fold, from the defaults and
   ``--candidates`` configurations sampled around them (each numeric knob times a log-uniform
   factor in [1/2, 2]; not the threshold, the score's scale, nor the number of phases of the
-  day, a structural choice), which is how a knob search shapes a detector;
+  day, a structural choice), which is how a knob search shapes a detector; "switches" picks in
+  fold among the defaults with each combination of their on/off knobs (an ensemble's members,
+  a seasonal term) and prints what each fold chose;
 - **half split**: the same, with the series of each category dealt alternately into two
   halves; each half is scored with what was chosen on the other;
 - **jitter**: the plain score with every numeric knob moved by a log-uniform factor in
@@ -21,6 +23,7 @@ A detector that generalises loses little from the plain figure to the others.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -123,8 +126,10 @@ class Bench:
 
     def held_out(self, splits: list[Split], candidates: list[BaseModel]) -> list[float]:
         """Per profile: each split's score set judged at what was chosen on its tune set, the
-        held-out totals added and normalised together."""
+        held-out totals added and normalised together. ``picks`` keeps, per split, the candidate
+        the standard profile chose."""
         results = []
+        self.picks: dict[str, BaseModel] = {}
         for profile in PROFILES:
             total = windows = 0.0
             for split in splits:
@@ -135,6 +140,8 @@ class Bench:
                     for c in candidates
                 ]
                 best = max(range(len(candidates)), key=lambda k: fits[k].raw)
+                if profile == "standard":
+                    self.picks[split.name] = candidates[best]
                 table = gains(score, [self.scores(candidates[best])[i] for i in split.score],
                               profile)  # fmt: skip
                 total += at_threshold(table, profile, fits[best].threshold).raw
@@ -144,6 +151,15 @@ class Bench:
             null, perfect = -fn_weight * windows, tp_weight * windows
             results.append(100.0 * (total - null) / (perfect - null))
         return results
+
+
+def structures(params: BaseModel) -> list[BaseModel]:
+    """The defaults with every combination of their switches (members, seasonal terms)."""
+    switches = [name for name, value in params.model_dump().items() if isinstance(value, bool)]
+    return [
+        params.model_copy(update=dict(zip(switches, values, strict=True)))
+        for values in itertools.product((True, False), repeat=len(switches))
+    ]
 
 
 def line(label: str, figures: Sequence[float]) -> str:
@@ -170,6 +186,12 @@ def main() -> None:
     print(line("leave one category out, defaults", bench.held_out(by_category, [defaults])))
     print(line(f"leave one category out, searched ({len(searched)})",
                bench.held_out(by_category, searched)))  # fmt: skip
+    shapes = structures(defaults)
+    print(line(f"leave one category out, switches ({len(shapes)})",
+               bench.held_out(by_category, shapes)))  # fmt: skip
+    for held, pick in bench.picks.items():
+        switched = {k: v for k, v in pick.model_dump().items() if isinstance(v, bool)}
+        print(f"  without {held}: {switched}")
     print(line("half split, defaults", bench.held_out(halves, [defaults])))
     print(line(f"half split, searched ({len(searched)})", bench.held_out(halves, searched)))
     draws = np.array([bench.plain(moved(defaults, rng, JITTER_FACTOR)) for _ in range(args.jitter)])

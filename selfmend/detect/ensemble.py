@@ -32,12 +32,13 @@ class EnsembleDetector(CalibratedDetector):
 
     def _new_arrays(self) -> dict[str, np.ndarray]:
         # a member's own alarm (when it restarts its run) is where the fusion's alarm is
-        looks = 3 if self.params.counts else 2
+        looks = 1 + self.params.counts + self.params.shift
         p = self.params.model_copy(update={"alarm": self.params.alarm + math.log10(looks)})
         self.members: dict[str, CalibratedDetector] = {"spike": SpikeDetector(p)}
         if p.counts:
             self.members["counts"] = SpikeDetector(p.model_copy(update={"log": True}))
-        self.members["shift"] = ShiftDetector(p)
+        if p.shift:
+            self.members["shift"] = ShiftDetector(p)
         return {
             f"{label}.{key}": array
             for label, member in self.members.items()

@@ -18,10 +18,12 @@ import numpy as np
 from numba import njit
 
 DAY = 86400.0
-N, LEVEL, SPREAD, LEVEL_ERROR, SEASON_SPREAD, SEASON_ERROR, FIRST_TS, LAST_TS = range(8)
+N, LEVEL, SPREAD, SEASON_SPREAD, FIRST_TS, LAST_TS, LAST_VALUE, STEP = range(8)
 MODEL = 8
 SEASON_AFTER = 2 * DAY  # a daily baseline needs two days before it can be compared
 RELATIVE_FLOOR = 1e-3  # spreads below a thousandth of the level are taken as that: flat lines
+# and none below the series' resolution, its smallest step between two points: a value that
+# moves by one step (a CPU reading rounded to 0.002, a count by one) is one spread away
 
 
 def new_model() -> np.ndarray:
@@ -38,8 +40,8 @@ def phase(ts, bins):
 
 
 @njit(cache=True)
-def _floor(spread, level):
-    return max(spread, RELATIVE_FLOOR * max(1.0, abs(level)))
+def _floor(model, spread, level):
+    return max(spread, RELATIVE_FLOOR * max(1.0, abs(level)), model[STEP])
 
 
 @njit(cache=True)
@@ -48,13 +50,9 @@ def center(model, season, ts, bins):
     (used once that hour is learned and while it predicts better than the level)."""
     b = phase(ts, bins)
     base, seen = season[b], season[bins + b]
-    if (
-        seen >= 2
-        and ts - model[FIRST_TS] >= SEASON_AFTER
-        and model[SEASON_ERROR] < model[LEVEL_ERROR]
-    ):
-        return base, _floor(model[SEASON_SPREAD], base), True
-    return model[LEVEL], _floor(model[SPREAD], model[LEVEL]), False
+    if seen >= 2 and ts - model[FIRST_TS] >= SEASON_AFTER and model[SEASON_SPREAD] < model[SPREAD]:
+        return base, _floor(model, model[SEASON_SPREAD], base), True
+    return model[LEVEL], _floor(model, model[SPREAD], model[LEVEL]), False
 
 
 @njit(cache=True)
@@ -90,7 +88,9 @@ def learn(model, season, ts, x, bins, tau_level, tau_season, clip, fast):
         clipped = error if model[N] < 3 else _clip(error, clip * max(model[SPREAD], 1e-12))
         model[LEVEL] += max(rate, fast) * (error if fast > 0.0 else clipped)
         model[SPREAD] += rate * (abs(clipped) - model[SPREAD])
-        model[LEVEL_ERROR] += rate * (abs(clipped) - model[LEVEL_ERROR])
+        step = abs(x - model[LAST_VALUE])
+        if step > 0.0 and (model[STEP] == 0.0 or step < model[STEP]):
+            model[STEP] = step
     b = phase(ts, bins)
     seen = season[bins + b]
     if seen == 0:
@@ -103,7 +103,7 @@ def learn(model, season, ts, x, bins, tau_level, tau_season, clip, fast):
         season[b] += max(season_rate, fast) * (error if fast > 0.0 else clipped)
         if seen >= 2:
             model[SEASON_SPREAD] += rate * (abs(clipped) - model[SEASON_SPREAD])
-            model[SEASON_ERROR] += rate * (abs(clipped) - model[SEASON_ERROR])
     season[bins + b] = min(seen + 1.0, 255.0)
     model[N] += 1.0
     model[LAST_TS] = ts
+    model[LAST_VALUE] = x

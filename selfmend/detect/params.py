@@ -102,3 +102,5 @@ class CalibratedParams(BaseModel):
                       "multiplicative noise; scores 0 once a value is negative.")  # fmt: skip
     counts: bool = Field(True, description="ensemble: add a log spike member, which watches a "
                          "series until it has a negative value.")  # fmt: skip
+    shift: bool = Field(True, description="ensemble: add the shift member (EWMA and "
+                        "CUSUM).")  # fmt: skip

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from bench.nab.generalise import Bench, category_splits, half_splits, moved
+from bench.nab.generalise import Bench, category_splits, half_splits, moved, structures
 from bench.nab.scoring import Series, at_threshold, best_threshold, gains
 from selfmend.detect.params import CalibratedParams
 
@@ -63,3 +63,14 @@ def test_held_out_score_of_a_detector_is_computed_per_profile():
     bench = Bench(corpus(), "spike")
     figures = bench.held_out(category_splits(bench.corpus), [CalibratedParams(warmup=50)])
     assert len(figures) == 3 and all(f > 50 for f in figures)
+
+
+def test_switches_cover_every_combination_and_fold_picks_are_kept():
+    shapes = structures(CalibratedParams())
+    assert len(shapes) == 8
+    assert {(p.log, p.counts, p.shift) for p in shapes} == {
+        (a, b, c) for a in (True, False) for b in (True, False) for c in (True, False)
+    }
+    bench = Bench(corpus(), "ensemble")
+    bench.held_out(category_splits(bench.corpus), shapes[:2])
+    assert set(bench.picks) == {"alpha", "beta", "gamma"}
