@@ -30,22 +30,25 @@ class ShiftDetector(CalibratedDetector):
             "model": expected.new_model(),
             "season": expected.new_season(self.params.bins),
             "tails": tail.new_tails(3),
+            "seen": tail.new_seen(3),
             "event": np.append(new_event(), np.zeros(4)),
         }
 
     def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         p, a = self.params, self.arrays
         return run(
-            timestamps, values, a["model"], a["season"], a["tails"], a["event"], p.bins,
+            timestamps, values, a["model"], a["season"], a["tails"], a["seen"], a["event"],
+            p.bins,
             p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold,
             p.breakthrough, p.ewma_rate, p.cusum_slack,
         )  # fmt: skip
 
 
 @njit(cache=True)
-def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tail, clip, warmup,
-        alarm, hold, breakthrough, ewma_rate, slack):  # fmt: skip
+def run(ts, x, model, season, tails, seen, event, bins, tau_level, tau_season, tau_tail, clip,
+        warmup, alarm, hold, breakthrough, ewma_rate, slack):  # fmt: skip
     out = np.zeros(len(x))
+    stats = np.zeros(3)
     norm = math.sqrt((2.0 - ewma_rate) / ewma_rate)
     memory = ewma_rate / (2.0 - ewma_rate)  # an EWMA value is 1 / this points' worth of news
     for i in range(len(x)):
@@ -59,14 +62,16 @@ def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tai
             event[NOISE] += ewma_rate * (abs(r) - event[NOISE])
             ewma, cusum = abs(event[EWMA]) * norm, max(event[UP], event[DOWN])
             noise = max(event[NOISE] - 1.0, 0.0) * norm
-            found = max(tail.surprise(tails, 0, ewma), tail.surprise(tails, tail.TAIL, cusum),
-                        tail.surprise(tails, 2 * tail.TAIL, noise))  # fmt: skip
+            stats[0], stats[1], stats[2] = ewma, cusum, noise
+            found = 0.0
+            for j in range(3):
+                found = max(found, tail.judged(tails, j * tail.TAIL, seen, j * tail.SEEN, stats[j]))
             found = max(found - LOOKS, 0.0)
             _, in_event = hold_event(event, found, alarm, hold, breakthrough)
-            rate = expected.point_rate(model, ts[i], tau_tail) * memory
-            tail.learn(tails, 0, ewma, rate, alarm, True)
-            tail.learn(tails, tail.TAIL, cusum, rate, alarm, True)
-            tail.learn(tails, 2 * tail.TAIL, noise, rate, alarm, True)
+            rate = expected.point_rate(model, ts[i], tau_tail)
+            for j in range(3):
+                tail.learn(tails, j * tail.TAIL, stats[j], rate * memory, alarm, True)
+                tail.see(seen, j * tail.SEEN, stats[j], rate, memory)
             if in_event and event[0] == 0.0:  # this point alarmed: the run it measured has ended
                 event[EWMA] = event[UP] = event[DOWN] = 0.0
                 event[NOISE] = 1.0

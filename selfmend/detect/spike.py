@@ -1,8 +1,8 @@
 """The spike member: how improbable a point's distance from what was expected is, on this series.
 
 The residual against the expected value (``selfmend.detect.expected``: the level, or the hour's
-baseline when that predicts better) in spreads, calibrated by the tail of the series' own past
-residuals (``selfmend.detect.tail``), one tail for each baseline. With ``log`` it models
+baseline when that predicts better) in spreads, calibrated by the series' own past residuals
+(``selfmend.detect.tail``: a fitted tail and the values seen), one for each baseline. With ``log`` it models
 ``log(1 + value)``: counts and metrics whose noise grows with their level (requests, mentions,
 bytes) have multiplicative spikes, and a burst from 2 to 40 is as unusual as one from 200 to
 4,000. A negative value ends that view: from then on the member scores 0.
@@ -29,13 +29,15 @@ class SpikeDetector(CalibratedDetector):
             "model": expected.new_model(),
             "season": expected.new_season(self.params.bins),
             "tails": tail.new_tails(2),
+            "seen": tail.new_seen(2),
             "event": np.append(new_event(), 0.0),
         }
 
     def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         p, a = self.params, self.arrays
         return run(
-            timestamps, values, a["model"], a["season"], a["tails"], a["event"], p.bins,
+            timestamps, values, a["model"], a["season"], a["tails"], a["seen"], a["event"],
+            p.bins,
             p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold,
             p.breakthrough, p.log,
         )  # fmt: skip
@@ -53,8 +55,8 @@ class SpikeDetector(CalibratedDetector):
 
 
 @njit(cache=True)
-def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tail, clip, warmup,
-        alarm, hold, breakthrough, log):  # fmt: skip
+def run(ts, x, model, season, tails, seen, event, bins, tau_level, tau_season, tau_tail, clip,
+        warmup, alarm, hold, breakthrough, log):  # fmt: skip
     """Each point's surprise on the state before it; then it is learned. State in place."""
     out = np.zeros(len(x))
     for i in range(len(x)):
@@ -67,9 +69,12 @@ def run(ts, x, model, season, tails, event, bins, tau_level, tau_season, tau_tai
         if model[expected.N] >= warmup:
             r, seasonal = expected.residual(model, season, ts[i], v, bins)
             k = tail.TAIL if seasonal else 0
-            found = tail.surprise(tails, k, abs(r))
+            c = tail.SEEN if seasonal else 0
+            found = tail.judged(tails, k, seen, c, abs(r))
             hold_event(event, found, alarm, hold, breakthrough)  # for what is relearned
-            tail.learn(tails, k, abs(r), expected.point_rate(model, ts[i], tau_tail), alarm, False)
+            rate = expected.point_rate(model, ts[i], tau_tail)
+            tail.learn(tails, k, abs(r), rate, alarm, False)
+            tail.see(seen, c, abs(r), rate, 1.0)
             out[i] = found
         fast = relearn_weight(event, hold)
         expected.learn(model, season, ts[i], v, bins, tau_level, tau_season, clip, fast)

@@ -20,8 +20,16 @@ teaches the tail its own size point by point, faster than the statistic builds, 
 found. A point residual is not declustered: on a smooth series it stays beyond ``BASE`` for
 hours, one rare run whose every point would then look improbable.
 
+A fit made on the many small exceedances does not see a second population of large ones (a
+disk that bursts every few hours, a load balancer's spikes): it calls each burst improbable,
+every time. So the surprise is also read off the values seen (``judged``): the share of recent
+points at least as far out, counted in bins that grow by sqrt(2), the point itself included (a
+conformal p-value, Vovk et al.), and the smaller of the two surprises wins. Within the range
+seen the counts speak; beyond it, the share of a single point, then the fit's fall from the
+farthest value seen. A burst the series has had before is no longer news; a new extreme is.
+
 The estimates decay with the caller's rate, so the tail describes the series' recent weeks. A
-tail is ``TAIL`` floats at ``k`` in the caller's state array.
+tail is ``TAIL`` floats at ``k`` in the caller's state array, its counts ``SEEN``.
 """
 
 from __future__ import annotations
@@ -113,3 +121,75 @@ def learn(tail, k, a, rate, cap, runs):
     excess = a - BASE
     tail[k + 2] += weight * (excess - tail[k + 2])
     tail[k + 3] += weight * (excess * excess - tail[k + 3])
+
+
+# The values seen, counted: bins from 0.5 spreads growing by sqrt(2), then all points. The
+# counts forget with the tail's rate but keep at most SEEN_SPAN points: a share is resolved to
+# one in 50,000 (the fitted tail speaks beyond it), and the counts fit a float16 in the state.
+SEEN_FIRST, SEEN_RATIO, SEEN_BINS, SEEN_SPAN = 0.5, math.sqrt(2.0), 16, 50_000.0
+SEEN = SEEN_BINS + 1
+
+
+def new_seen(count: int) -> np.ndarray:
+    return np.zeros(SEEN * count)
+
+
+@njit(cache=True)
+def _seen_bin(a):
+    if a < SEEN_FIRST:
+        return -1
+    return min(int(math.log(a / SEEN_FIRST) / math.log(SEEN_RATIO)), SEEN_BINS - 1)
+
+
+@njit(cache=True)
+def _edge(b):
+    return SEEN_FIRST * SEEN_RATIO**b
+
+
+@njit(cache=True)
+def seen_surprise(seen, k, tail, t, a):
+    """-log10 of the share of points seen lately at least as far out as ``a``, the point itself
+    counted: a conformal p-value. Within a bin the share is interpolated geometrically between
+    its edges; past the farthest bin seen, it falls as the fitted tail does."""
+    b = _seen_bin(a)
+    if b < 0:
+        return 0.0
+    from_bin = 0.0  # points in bin b and beyond
+    for j in range(b, SEEN_BINS):
+        from_bin += seen[k + j]
+    total = seen[k + SEEN_BINS] + 1.0
+    fitted = surprise(tail, t, _edge(b + 1)) - surprise(tail, t, _edge(b))
+    above = from_bin - seen[k + b]  # points beyond bin b
+    if above < 0.5:  # nothing seen past this bin: the fitted tail's fall across it
+        above = from_bin * 10.0 ** -max(fitted, 0.0)
+    into = min(math.log(a / _edge(b)) / math.log(SEEN_RATIO), 1.0)
+    lower, upper = math.log10(from_bin + 1.0), math.log10(above + 1.0)
+    share = math.log10(total) - ((1.0 - into) * lower + into * upper)
+    if from_bin >= 0.5:
+        return min(MAX_SURPRISE, share)
+    reach = _edge(b)  # beyond every bin seen: the share of one point, then the fitted fall
+    for j in range(b - 1, -1, -1):
+        if seen[k + j] >= 0.5:
+            reach = _edge(j + 1)
+            break
+    fall = surprise(tail, t, a) - surprise(tail, t, reach)
+    return min(MAX_SURPRISE, math.log10(total) + max(fall, 0.0))
+
+
+@njit(cache=True)
+def judged(tail, t, seen, k, a):
+    """The surprise of ``a``: the fitted tail's, or less where the values seen say less."""
+    return min(surprise(tail, t, a), seen_surprise(seen, k, tail, t, a))
+
+
+@njit(cache=True)
+def see(seen, k, a, rate, weight):
+    """Count ``a`` as ``weight`` points (less than one for a statistic that averages, so a run
+    counts about once, as in the fitted tail); every count decays at ``rate``."""
+    keep = 1.0 - max(rate, 1.0 / SEEN_SPAN)
+    for j in range(SEEN):
+        seen[k + j] *= keep
+    b = _seen_bin(a)
+    if b >= 0:
+        seen[k + b] += weight
+    seen[k + SEEN_BINS] += weight
