@@ -17,6 +17,10 @@ Prints, for a detector (``--detector``, default: the workers' default), the plai
 - **jitter**: the plain score with every numeric knob moved by a log-uniform factor in
   [0.8, 1.25], the mean and the worst of ``--jitter`` draws: a default on a sharp peak falls.
 
+``--broad N`` (stream only) adds leave one category out with the knobs chosen in fold among N
+configurations drawn from the wide ranges ``bench.nab.explore`` searched: the procedure that made
+stream's defaults, run without the held-out category, where its defaults saw every category.
+
 A detector that generalises loses little from the plain figure to the others.
 """
 
@@ -33,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from bench.nab.explore import sample
 from bench.nab.run import DEFAULT_DATA
 from bench.nab.scoring import PROFILES, Series, at_threshold, best_threshold, gains, load_corpus
 from selfmend.detect.choice import DEFAULT, PARAMS, detector_class
@@ -173,6 +178,13 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=24)
     parser.add_argument("--jitter", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--broad",
+        type=int,
+        default=0,
+        help="stream only: configurations drawn from the wide "
+        "ranges bench.nab.explore searched, chosen in fold (how its defaults were made)",
+    )
     args = parser.parse_args()
     bench = Bench(load_corpus(args.data), args.detector)
     defaults = PARAMS[args.detector]()
@@ -192,6 +204,10 @@ def main() -> None:
     for held, pick in bench.picks.items():
         switched = {k: v for k, v in pick.model_dump().items() if isinstance(v, bool)}
         print(f"  without {held}: {switched}")
+    if args.broad and args.detector == "stream":
+        wide = [sample(random.Random(args.seed + k)) for k in range(args.broad)]
+        print(line(f"leave one category out, wide search ({args.broad})",
+                   bench.held_out(by_category, wide)))  # fmt: skip
     print(line("half split, defaults", bench.held_out(halves, [defaults])))
     print(line(f"half split, searched ({len(searched)})", bench.held_out(halves, searched)))
     draws = np.array([bench.plain(moved(defaults, rng, JITTER_FACTOR)) for _ in range(args.jitter)])

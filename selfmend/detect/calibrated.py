@@ -15,7 +15,7 @@ import copy
 import json
 import math
 from functools import lru_cache
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 import numpy as np
 from numba import njit
@@ -75,18 +75,48 @@ def relearn_weight(event, hold):
     return 1.0 / (since + 1.0) if 1.0 <= since < hold else 0.0
 
 
+class Layout(NamedTuple):
+    """Where each named array sits in a detector's buffers, one buffer per blob of ``BLOBS``:
+    the state saves and loads each buffer whole, and the kernels get views into them."""
+
+    places: dict[str, tuple[int, int, int]]  # name: buffer, start, stop
+    initial: tuple[np.ndarray, ...]  # each buffer as a new detector has it
+
+
+@lru_cache(maxsize=64)
+def layout(kind: type[CalibratedDetector], params: CalibratedParams) -> Layout:
+    """A detector kind's layout for these parameters, worked out once: a restored detector
+    takes views into its buffers and builds nothing."""
+    arrays = {**kind.initial(params), "output": new_event()}
+    places: dict[str, tuple[int, int, int]] = {}
+    parts: list[list[np.ndarray]] = [[] for _ in BLOBS]
+    for key, array in arrays.items():
+        blob = next(i for i, (_, _, ends) in enumerate(BLOBS) if key.endswith(ends))
+        start = sum(part.size for part in parts[blob])
+        places[key] = (blob, start, start + array.size)
+        parts[blob].append(np.asarray(array, dtype=float))
+    return Layout(places, tuple(np.concatenate(part) if part else np.zeros(0) for part in parts))
+
+
 class CalibratedDetector:
-    """Subclasses name their arrays (``_new_arrays``) and compute each point's surprise
-    (``_surprise``), using their own event only to decide what to learn."""
+    """Subclasses name their arrays and first values (``initial``) and compute each point's
+    surprise (``_surprise``), using their own event only to decide what to learn."""
 
     name: ClassVar[str]
 
     def __init__(self, params: CalibratedParams | None = None, **knobs: Any) -> None:
         self.params = params or (CalibratedParams(**knobs) if knobs else DEFAULTS)
-        self.arrays = {**self._new_arrays(), "output": new_event()}
+        self._use([buffer.copy() for buffer in layout(type(self), self.params).initial])
 
-    def _new_arrays(self) -> dict[str, np.ndarray]:
-        """The detector's own arrays; ``output`` (the reported event) is added to them."""
+    def _use(self, buffers: list[np.ndarray]) -> None:
+        self.buffers = buffers
+        places = layout(type(self), self.params).places
+        self.arrays = {key: buffers[b][start:stop] for key, (b, start, stop) in places.items()}
+
+    @classmethod
+    def initial(cls, params: CalibratedParams) -> dict[str, np.ndarray]:
+        """The detector's own arrays as a new one has them; ``output`` (the reported event)
+        is added to them."""
         raise NotImplementedError
 
     def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -120,37 +150,35 @@ class CalibratedDetector:
 
     def clone(self) -> Self:
         twin = copy.copy(self)  # the frozen params are shared
-        twin.arrays = {key: array.copy() for key, array in self.arrays.items()}
+        twin._use([buffer.copy() for buffer in self.buffers])
         return twin
 
     def band(self) -> tuple[float, float] | None:
         return None
 
     def to_state(self) -> dict[str, Any]:
-        """The arrays in one blob per precision (``BLOBS``), in the order the detector builds
-        them: a blob per array would spend a quarter of the 2 KB on keys and framing."""
-        state = {"detector": self.name, "params": self.params.model_dump(exclude_defaults=True)}
-        for (blob, dtype, _), keys in zip(BLOBS, self._split(), strict=True):
-            state[blob] = pack(np.concatenate([self.arrays[k] for k in keys]), dtype)
+        """One blob per precision (``BLOBS``): a blob per array would spend a quarter of the
+        2 KB on keys and framing."""
+        state = {"detector": self.name, "params": _dumped(self.params)}
+        for (blob, dtype, _), buffer in zip(BLOBS, self.buffers, strict=True):
+            state[blob] = pack(buffer, dtype)
         return state
-
-    def _split(self) -> list[list[str]]:
-        """The array names of each blob: the first blob whose suffixes the name ends with."""
-        split: list[list[str]] = [[] for _ in BLOBS]
-        for key in self.arrays:
-            split[next(i for i, (_, _, ends) in enumerate(BLOBS) if key.endswith(ends))].append(key)
-        return split
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
         given = state["params"]
-        detector = cls(_params(json.dumps(given, sort_keys=True)) if given else DEFAULTS)
-        for (blob, _, _), keys in zip(BLOBS, detector._split(), strict=True):
-            sizes = [detector.arrays[key].size for key in keys]
-            values = unpack(state[blob], sum(sizes))
-            for key, part in zip(keys, np.split(values, np.cumsum(sizes)[:-1]), strict=True):
-                detector.arrays[key] = part.copy()
+        detector = cls.__new__(cls)
+        detector.params = _params(json.dumps(given, sort_keys=True)) if given else DEFAULTS
+        sizes = [buffer.size for buffer in layout(cls, detector.params).initial]
+        detector._use(
+            [unpack(state[blob], size) for (blob, _, _), size in zip(BLOBS, sizes, strict=True)]
+        )
         return detector
+
+
+@lru_cache(maxsize=64)
+def _dumped(params: CalibratedParams) -> dict[str, Any]:
+    return params.model_dump(exclude_defaults=True)
 
 
 @lru_cache(maxsize=64)

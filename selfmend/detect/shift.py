@@ -17,6 +17,7 @@ from numba import njit
 
 from selfmend.detect import expected, tail
 from selfmend.detect.calibrated import CalibratedDetector, hold_event, new_event, relearn_weight
+from selfmend.detect.params import CalibratedParams
 
 EWMA, UP, DOWN, NOISE = 2, 3, 4, 5  # in the event array, after the event's own two
 LOOKS = math.log10(3.0)
@@ -25,10 +26,11 @@ LOOKS = math.log10(3.0)
 class ShiftDetector(CalibratedDetector):
     name = "shift"
 
-    def _new_arrays(self) -> dict[str, np.ndarray]:
+    @classmethod
+    def initial(cls, params: CalibratedParams) -> dict[str, np.ndarray]:
         return {
             "model": expected.new_model(),
-            "season": expected.new_season(self.params.bins),
+            "season": expected.new_season(params.bins),
             "tails": tail.new_tails(3),
             "seen": tail.new_seen(3),
             "event": np.append(new_event(), np.zeros(4)),

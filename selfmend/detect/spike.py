@@ -2,10 +2,10 @@
 
 The residual against the expected value (``selfmend.detect.expected``: the level, or the hour's
 baseline when that predicts better) in spreads, calibrated by the series' own past residuals
-(``selfmend.detect.tail``: a fitted tail and the values seen), one for each baseline. With ``log`` it models
-``log(1 + value)``: counts and metrics whose noise grows with their level (requests, mentions,
-bytes) have multiplicative spikes, and a burst from 2 to 40 is as unusual as one from 200 to
-4,000. A negative value ends that view: from then on the member scores 0.
+(``selfmend.detect.tail``: a fitted tail and the values seen), one for each baseline. With
+``log`` it models ``log(1 + value)``: counts and metrics whose noise grows with their level
+(requests, mentions, bytes) have multiplicative spikes, and a burst from 2 to 40 is as unusual
+as one from 200 to 4,000. A negative value ends that view: from then on the member scores 0.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from numba import njit
 
 from selfmend.detect import expected, tail
 from selfmend.detect.calibrated import CalibratedDetector, hold_event, new_event, relearn_weight
+from selfmend.detect.params import CalibratedParams
 
 NEGATIVE = 2  # in the event array: a negative value was seen (log members stop)
 
@@ -24,10 +25,11 @@ NEGATIVE = 2  # in the event array: a negative value was seen (log members stop)
 class SpikeDetector(CalibratedDetector):
     name = "spike"
 
-    def _new_arrays(self) -> dict[str, np.ndarray]:
+    @classmethod
+    def initial(cls, params: CalibratedParams) -> dict[str, np.ndarray]:
         return {
             "model": expected.new_model(),
-            "season": expected.new_season(self.params.bins),
+            "season": expected.new_season(params.bins),
             "tails": tail.new_tails(2),
             "seen": tail.new_seen(2),
             "event": np.append(new_event(), 0.0),
@@ -43,15 +45,19 @@ class SpikeDetector(CalibratedDetector):
         )  # fmt: skip
 
     def band(self) -> tuple[float, float] | None:
-        """Values around the current expectation whose surprise stays below the alarm."""
-        model, p = self.arrays["model"], self.params
-        if model[expected.N] < p.warmup or p.log:
-            return None
-        middle, spread, seasonal = expected.center(
-            model, self.arrays["season"], model[expected.LAST_TS], p.bins
-        )
-        width = spread * tail.value_at(self.arrays["tails"], tail.TAIL if seasonal else 0, p.alarm)
-        return float(middle - width), float(middle + width)
+        a = self.arrays
+        return band(a["model"], a["season"], a["tails"], self.params, self.params.alarm)
+
+
+def band(
+    model, season, tails, params: CalibratedParams, alarm: float
+) -> tuple[float, float] | None:
+    """Values around the current expectation whose fitted surprise stays below ``alarm``."""
+    if model[expected.N] < params.warmup or params.log:
+        return None
+    middle, spread, seasonal = expected.center(model, season, model[expected.LAST_TS], params.bins)
+    width = spread * tail.value_at(tails, tail.TAIL if seasonal else 0, alarm)
+    return float(middle - width), float(middle + width)
 
 
 @njit(cache=True)

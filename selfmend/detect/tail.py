@@ -99,7 +99,8 @@ def learn(tail, k, a, rate, cap, runs):
     teaches the tail that alarming values happen, not its own size, which would make the next
     one look ordinary. Recurring bursts still widen the tail step by step, as each raises the
     value at the cap a little."""
-    a = min(a, value_at(tail, k, cap))
+    if a > BASE:  # only an exceedance can pass the cap
+        a = min(a, value_at(tail, k, cap))
     if runs:
         if a > BASE:
             starts = tail[k + 4] == 0.0
@@ -147,10 +148,11 @@ def _edge(b):
 
 
 @njit(cache=True)
-def seen_surprise(seen, k, tail, t, a):
+def seen_surprise(seen, k, tail, t, a, fitted):
     """-log10 of the share of points seen lately at least as far out as ``a``, the point itself
     counted: a conformal p-value. Within a bin the share is interpolated geometrically between
-    its edges; past the farthest bin seen, it falls as the fitted tail does."""
+    its edges; past the farthest value seen, it falls as the fitted tail does (``fitted`` is
+    the fitted surprise of ``a``)."""
     b = _seen_bin(a)
     if b < 0:
         return 0.0
@@ -158,28 +160,28 @@ def seen_surprise(seen, k, tail, t, a):
     for j in range(b, SEEN_BINS):
         from_bin += seen[k + j]
     total = seen[k + SEEN_BINS] + 1.0
-    fitted = surprise(tail, t, _edge(b + 1)) - surprise(tail, t, _edge(b))
-    above = from_bin - seen[k + b]  # points beyond bin b
-    if above < 0.5:  # nothing seen past this bin: the fitted tail's fall across it
-        above = from_bin * 10.0 ** -max(fitted, 0.0)
-    into = min(math.log(a / _edge(b)) / math.log(SEEN_RATIO), 1.0)
-    lower, upper = math.log10(from_bin + 1.0), math.log10(above + 1.0)
-    share = math.log10(total) - ((1.0 - into) * lower + into * upper)
     if from_bin >= 0.5:
-        return min(MAX_SURPRISE, share)
+        above = from_bin - seen[k + b]  # points beyond bin b
+        if above < 0.5:  # nothing seen past this bin: the fitted tail's fall across it
+            fall = surprise(tail, t, _edge(b + 1)) - surprise(tail, t, _edge(b))
+            above = from_bin * 10.0 ** -max(fall, 0.0)
+        into = min(math.log(a / _edge(b)) / math.log(SEEN_RATIO), 1.0)
+        lower, upper = math.log10(from_bin + 1.0), math.log10(above + 1.0)
+        return min(MAX_SURPRISE, math.log10(total) - ((1.0 - into) * lower + into * upper))
     reach = _edge(b)  # beyond every bin seen: the share of one point, then the fitted fall
     for j in range(b - 1, -1, -1):
         if seen[k + j] >= 0.5:
             reach = _edge(j + 1)
             break
-    fall = surprise(tail, t, a) - surprise(tail, t, reach)
+    fall = fitted - surprise(tail, t, reach)
     return min(MAX_SURPRISE, math.log10(total) + max(fall, 0.0))
 
 
 @njit(cache=True)
 def judged(tail, t, seen, k, a):
     """The surprise of ``a``: the fitted tail's, or less where the values seen say less."""
-    return min(surprise(tail, t, a), seen_surprise(seen, k, tail, t, a))
+    fitted = surprise(tail, t, a)
+    return min(fitted, seen_surprise(seen, k, tail, t, a, fitted))
 
 
 @njit(cache=True)
