@@ -51,6 +51,7 @@ def run(ts, x, model, season, tails, seen, event, bins, tau_level, tau_season, t
         warmup, alarm, hold, breakthrough, ewma_rate, slack):  # fmt: skip
     out = np.zeros(len(x))
     stats = np.zeros(3)
+    scales = np.ones(3)  # the units of the three counts of values seen, within this batch
     norm = math.sqrt((2.0 - ewma_rate) / ewma_rate)
     memory = ewma_rate / (2.0 - ewma_rate)  # an EWMA value is 1 / this points' worth of news
     for i in range(len(x)):
@@ -67,17 +68,22 @@ def run(ts, x, model, season, tails, seen, event, bins, tau_level, tau_season, t
             stats[0], stats[1], stats[2] = ewma, cusum, noise
             found = 0.0
             for j in range(3):
-                found = max(found, tail.judged(tails, j * tail.TAIL, seen, j * tail.SEEN, stats[j]))
+                found = max(
+                    found,
+                    tail.judged(tails, j * tail.TAIL, seen, j * tail.SEEN, scales[j], stats[j]),
+                )
             found = max(found - LOOKS, 0.0)
             _, in_event = hold_event(event, found, alarm, hold, breakthrough)
             rate = expected.point_rate(model, ts[i], tau_tail)
             for j in range(3):
                 tail.learn(tails, j * tail.TAIL, stats[j], rate * memory, alarm, True)
-                tail.see(seen, j * tail.SEEN, stats[j], rate, memory)
+                tail.see(seen, j * tail.SEEN, scales, j, stats[j], rate, memory)
             if in_event and event[0] == 0.0:  # this point alarmed: the run it measured has ended
                 event[EWMA] = event[UP] = event[DOWN] = 0.0
                 event[NOISE] = 1.0
             out[i] = found
         fast = relearn_weight(event, hold)
         expected.learn(model, season, ts[i], v, bins, tau_level, tau_season, clip, fast)
+    for j in range(3):
+        tail.settle(seen, j * tail.SEEN, scales, j)
     return out

@@ -65,6 +65,7 @@ def run(ts, x, model, season, tails, seen, event, bins, tau_level, tau_season, t
         warmup, alarm, hold, breakthrough, log):  # fmt: skip
     """Each point's surprise on the state before it; then it is learned. State in place."""
     out = np.zeros(len(x))
+    scales = np.ones(2)  # the units of the two counts of values seen, within this batch
     for i in range(len(x)):
         v = x[i]
         if log:
@@ -75,13 +76,15 @@ def run(ts, x, model, season, tails, seen, event, bins, tau_level, tau_season, t
         if model[expected.N] >= warmup:
             r, seasonal = expected.residual(model, season, ts[i], v, bins)
             k = tail.TAIL if seasonal else 0
-            c = tail.SEEN if seasonal else 0
-            found = tail.judged(tails, k, seen, c, abs(r))
+            s = 1 if seasonal else 0
+            found = tail.judged(tails, k, seen, s * tail.SEEN, scales[s], abs(r))
             hold_event(event, found, alarm, hold, breakthrough)  # for what is relearned
             rate = expected.point_rate(model, ts[i], tau_tail)
             tail.learn(tails, k, abs(r), rate, alarm, False)
-            tail.see(seen, c, abs(r), rate, 1.0)
+            tail.see(seen, s * tail.SEEN, scales, s, abs(r), rate, 1.0)
             out[i] = found
         fast = relearn_weight(event, hold)
         expected.learn(model, season, ts[i], v, bins, tau_level, tau_season, clip, fast)
+    for s in range(2):
+        tail.settle(seen, s * tail.SEEN, scales, s)
     return out

@@ -148,20 +148,21 @@ def _edge(b):
 
 
 @njit(cache=True)
-def seen_surprise(seen, k, tail, t, a, fitted):
+def seen_surprise(seen, k, scale, tail, t, a, fitted):
     """-log10 of the share of points seen lately at least as far out as ``a``, the point itself
     counted: a conformal p-value. Within a bin the share is interpolated geometrically between
     its edges; past the farthest value seen, it falls as the fitted tail does (``fitted`` is
-    the fitted surprise of ``a``)."""
+    the fitted surprise of ``a``). The counts are ``scale`` times the points (see ``see``)."""
     b = _seen_bin(a)
     if b < 0:
         return 0.0
     from_bin = 0.0  # points in bin b and beyond
     for j in range(b, SEEN_BINS):
         from_bin += seen[k + j]
-    total = seen[k + SEEN_BINS] + 1.0
+    from_bin /= scale
+    total = seen[k + SEEN_BINS] / scale + 1.0
     if from_bin >= 0.5:
-        above = from_bin - seen[k + b]  # points beyond bin b
+        above = from_bin - seen[k + b] / scale  # points beyond bin b
         if above < 0.5:  # nothing seen past this bin: the fitted tail's fall across it
             fall = surprise(tail, t, _edge(b + 1)) - surprise(tail, t, _edge(b))
             above = from_bin * 10.0 ** -max(fall, 0.0)
@@ -170,7 +171,7 @@ def seen_surprise(seen, k, tail, t, a, fitted):
         return min(MAX_SURPRISE, math.log10(total) - ((1.0 - into) * lower + into * upper))
     reach = _edge(b)  # beyond every bin seen: the share of one point, then the fitted fall
     for j in range(b - 1, -1, -1):
-        if seen[k + j] >= 0.5:
+        if seen[k + j] >= 0.5 * scale:
             reach = _edge(j + 1)
             break
     fall = fitted - surprise(tail, t, reach)
@@ -178,20 +179,34 @@ def seen_surprise(seen, k, tail, t, a, fitted):
 
 
 @njit(cache=True)
-def judged(tail, t, seen, k, a):
+def judged(tail, t, seen, k, scale, a):
     """The surprise of ``a``: the fitted tail's, or less where the values seen say less."""
     fitted = surprise(tail, t, a)
-    return min(fitted, seen_surprise(seen, k, tail, t, a, fitted))
+    if a <= BASE:  # the fit's ramp below its base: no value there is news
+        return fitted
+    return min(fitted, seen_surprise(seen, k, scale, tail, t, a, fitted))
 
 
 @njit(cache=True)
-def see(seen, k, a, rate, weight):
+def see(seen, k, scales, s, a, rate, weight):
     """Count ``a`` as ``weight`` points (less than one for a statistic that averages, so a run
-    counts about once, as in the fitted tail); every count decays at ``rate``."""
-    keep = 1.0 - max(rate, 1.0 / SEEN_SPAN)
-    for j in range(SEEN):
-        seen[k + j] *= keep
+    counts about once, as in the fitted tail), the older counts decaying at ``rate``.
+
+    Rather than decay every bin at every point, the new count is made larger by the same factor
+    (``scales[s]``, the counts' unit within a batch), and ``settle`` divides it out at the end:
+    one bin touched per point instead of all."""
+    scales[s] /= 1.0 - max(rate, 1.0 / SEEN_SPAN)
+    if scales[s] > 1e100:  # long batches with large steps: settle before the unit overflows
+        settle(seen, k, scales, s)
     b = _seen_bin(a)
     if b >= 0:
-        seen[k + b] += weight
-    seen[k + SEEN_BINS] += weight
+        seen[k + b] += weight * scales[s]
+    seen[k + SEEN_BINS] += weight * scales[s]
+
+
+@njit(cache=True)
+def settle(seen, k, scales, s):
+    """Counts back in points, as saved: the end of a batch of ``see``."""
+    for j in range(SEEN):
+        seen[k + j] /= scales[s]
+    scales[s] = 1.0
