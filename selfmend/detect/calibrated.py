@@ -110,8 +110,18 @@ class CalibratedDetector:
 
     def _use(self, buffers: list[np.ndarray]) -> None:
         self.buffers = buffers
-        places = layout(type(self), self.params).places
-        self.arrays = {key: buffers[b][start:stop] for key, (b, start, stop) in places.items()}
+        self._arrays: dict[str, np.ndarray] | None = None
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The named arrays, views into the buffers, made when first asked for: the analyze pass
+        restores and clones ten thousand detectors a pass and an ensemble needs only buffers."""
+        if self._arrays is None:
+            places = layout(type(self), self.params).places
+            self._arrays = {
+                key: self.buffers[b][start:stop] for key, (b, start, stop) in places.items()
+            }
+        return self._arrays
 
     @classmethod
     def initial(cls, params: CalibratedParams) -> dict[str, np.ndarray]:
