@@ -149,7 +149,16 @@ class CalibratedDetector:
         surprise = self._surprise(np.asarray(timestamps, float), np.asarray(values, float))
         p = self.params
         held = hold_all(surprise, self.arrays["output"], p.alarm, p.hold, p.breakthrough)
+        self._as_saved()
         return held / (held + p.alarm)
+
+    def _as_saved(self) -> None:
+        """Round the state to the precision it is saved at, after every batch: a worker that
+        kept this detector in memory and one that restored it from the store then continue
+        alike, to the last bit."""
+        for (_, dtype, _), buffer in zip(BLOBS, self.buffers, strict=True):
+            if dtype != "<f8":
+                buffer[:] = buffer.astype(dtype)
 
     def learn_one(self, sample: Timed) -> None:
         self.score_many(np.array([sample.ts], float), np.array([sample.value], float))

@@ -72,7 +72,7 @@ class DetectorChoice(BaseModel):
         return restored if restored.params == self._validated else self.build()
 
 
-DEFAULT = DetectorChoice(series="*", detector="stream")
+DEFAULT = DetectorChoice(series="*", detector="ensemble")
 
 
 def default_detector(series: str) -> Detector:

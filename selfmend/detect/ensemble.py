@@ -81,7 +81,9 @@ class EnsembleDetector(CalibratedDetector):
     def score_many(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         plan = _plan(self.params)
         ts, x = np.asarray(timestamps, dtype=float), np.asarray(values, dtype=float)
-        return _run(ts, x, *self.buffers, plan.where, plan.knobs)
+        scores = _run(ts, x, *self.buffers, plan.where, plan.knobs)
+        self._as_saved()
+        return scores
 
     def band(self) -> tuple[float, float] | None:
         a = self.arrays

@@ -136,11 +136,12 @@ class StreamingPass:
         """Score the series' new points and store its anomalies; a signal once one is confirmed.
 
         Every anomaly is stored, but only one the series has not recovered from raises a
-        signal: the detector is tuned to alarm early (NAB rewards it), and on pure noise it
-        alarms about once in 350 points, almost always on a point or a short run that is back
-        in the band a moment later. An alarm is pending until the latest ``clear_points``
-        values are all outside the band it broke (a signal) or the latest value is back inside
-        (dropped); the pending alarm is kept in the series' saved state across passes.
+        signal: the default detector alarms on about one point in 10,000 of data that behaves
+        as it has (its tail probability), and on a point or a short run that is back in the
+        band a moment later nobody needs to be woken. An alarm is pending until the latest
+        ``clear_points`` values are all outside the band it broke (a signal) or the latest value
+        is back inside (dropped); the pending alarm is kept in the series' saved state across
+        passes.
 
         The threshold is the one for the series' ``sensitivity``; the detector learns the same
         whatever it is, so a change leaves what it learned as it was.

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from selfmend.config import Settings
+from selfmend.detect.choice import DEFAULT
 from selfmend.models import Sample, series_key
 from selfmend.store import Store
 from selfmend.store.tables import anomalies, series
@@ -86,4 +87,4 @@ def test_postgresql_pass_scores_and_saves_exactly_what_sqlite_does(postgres_url,
     assert reports[-1]["new_incidents"] >= 1  # the shift was raised, not only stored
     shifted = {series_key(f"app.metric_{i}", {"host": f"h{i % 3}"}) for i in range(4)}
     assert {key for key, *_ in found} >= shifted
-    assert all(state["model"]["detector"] == "stream" for state in states.values())
+    assert all(state["model"]["detector"] == DEFAULT.detector for state in states.values())

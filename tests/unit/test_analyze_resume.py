@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from selfmend.config import Settings
+from selfmend.detect.choice import DEFAULT
 from selfmend.models import Sample
 from selfmend.system import System
 
@@ -37,7 +38,7 @@ def test_two_workers_taking_turns_leave_the_same_detector_as_one(tmp_path):
     one = final_state(tmp_path / "one", workers=1)
     two = final_state(tmp_path / "two", workers=2)
     assert one["model"] == two["model"]
-    assert one["model"]["detector"] == "stream"
+    assert one["model"]["detector"] == DEFAULT.detector
 
 
 def test_a_pass_whose_save_fails_is_scored_again_from_the_saved_state(tmp_path, monkeypatch):

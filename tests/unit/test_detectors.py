@@ -45,7 +45,9 @@ def test_score_many_equals_score_then_learn_one_by_one(make):
     for ts, value in zip(timestamps, values, strict=True):
         expected.append(single.score_one(Point(ts, value)))
         single.learn_one(Point(ts, value))
-    assert np.allclose(batch.score_many(timestamps, values), expected)
+    # the calibrated detectors round their state to its saved precision after every batch (here
+    # every point: float16 counts drift by 5e-4 over 300)
+    assert np.allclose(batch.score_many(timestamps, values), expected, atol=1e-3)
 
 
 @pytest.mark.parametrize("make", DETECTORS)
@@ -54,11 +56,15 @@ def test_state_round_trips_through_json_and_resumes(make):
     whole, first = make(), make()
     whole_scores = whole.score_many(timestamps, values)
     first.score_many(timestamps[:150], values[:150])
+    kept = first.clone()
     resumed = type(first).from_state(json.loads(json.dumps(first.to_state())))
-    # the calibrated detectors keep their counts of values seen as float16: 1e-5 apart
-    assert np.allclose(
-        resumed.score_many(timestamps[150:], values[150:]), whole_scores[150:], atol=1e-4
-    )
+    resumed_scores = resumed.score_many(timestamps[150:], values[150:])
+    # bit for bit as the same detector kept in memory: a worker that restores it continues as
+    # the one that kept it would
+    assert np.array_equal(resumed_scores, kept.score_many(timestamps[150:], values[150:]))
+    # and as one unbroken batch, within the rounding of the calibrated detectors' state to its
+    # saved precision after every batch
+    assert np.allclose(resumed_scores, whole_scores[150:], atol=1e-4)
 
 
 @pytest.mark.parametrize("make", DETECTORS)

@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from selfmend.detect.choice import DetectorChoice, default_detector, detector_for
+from selfmend.detect.ensemble import EnsembleDetector
 from selfmend.detect.mad import RollingMAD
 from selfmend.detect.stream import StreamDetector
 
@@ -100,8 +101,8 @@ def test_the_user_picks_a_detector_by_series_glob_and_others_keep_the_default():
     chosen = detector_for("redis.memory_used", choices)
     assert isinstance(chosen, RollingMAD)
     assert chosen.params.window == 60
-    assert isinstance(detector_for("postgres.connections", choices), StreamDetector)
-    assert isinstance(default_detector("anything"), StreamDetector)
+    assert isinstance(detector_for("postgres.connections", choices), EnsembleDetector)
+    assert isinstance(default_detector("anything"), EnsembleDetector)
 
 
 def test_a_bad_choice_names_the_field():
