@@ -20,6 +20,7 @@ from typing import Any, ClassVar, NamedTuple, Self
 import numpy as np
 from numba import njit
 
+from selfmend.detect import expected, tail
 from selfmend.detect.base import Timed
 from selfmend.detect.params import CalibratedParams
 from selfmend.detect.state import pack, unpack
@@ -42,6 +43,18 @@ BLOBS = (
 
 def new_event() -> np.ndarray:
     return np.array([1e9, 0.0])
+
+
+def member_arrays(params: CalibratedParams, statistics: int, own: int) -> dict[str, np.ndarray]:
+    """A member's arrays: what it expects, a fitted tail and the values seen for each of its
+    ``statistics``, and its event with ``own`` more floats of the member's."""
+    return {
+        "model": expected.new_model(),
+        "season": expected.new_season(params.bins),
+        "tails": tail.new_tails(statistics),
+        "seen": tail.new_seen(statistics),
+        "event": np.append(new_event(), np.zeros(own)),
+    }
 
 
 @njit(cache=True)
@@ -131,6 +144,13 @@ class CalibratedDetector:
 
     def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _member_arguments(self) -> tuple[Any, ...]:
+        """What every member kernel takes after the points: its arrays, then the shared knobs."""
+        p, a = self.params, self.arrays
+        arrays = (a["model"], a["season"], a["tails"], a["seen"], a["event"])
+        knobs = (p.bins, p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold)
+        return (*arrays, *knobs, p.breakthrough)
 
     @property
     def threshold(self) -> float:

@@ -16,7 +16,12 @@ import numpy as np
 from numba import njit
 
 from selfmend.detect import expected, tail
-from selfmend.detect.calibrated import CalibratedDetector, hold_event, new_event, relearn_weight
+from selfmend.detect.calibrated import (
+    CalibratedDetector,
+    hold_event,
+    member_arrays,
+    relearn_weight,
+)
 from selfmend.detect.params import CalibratedParams
 
 EWMA, UP, DOWN, NOISE = 2, 3, 4, 5  # in the event array, after the event's own two
@@ -28,22 +33,11 @@ class ShiftDetector(CalibratedDetector):
 
     @classmethod
     def initial(cls, params: CalibratedParams) -> dict[str, np.ndarray]:
-        return {
-            "model": expected.new_model(),
-            "season": expected.new_season(params.bins),
-            "tails": tail.new_tails(3),
-            "seen": tail.new_seen(3),
-            "event": np.append(new_event(), np.zeros(4)),
-        }
+        return member_arrays(params, 3, 4)
 
     def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
-        p, a = self.params, self.arrays
-        return run(
-            timestamps, values, a["model"], a["season"], a["tails"], a["seen"], a["event"],
-            p.bins,
-            p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold,
-            p.breakthrough, p.ewma_rate, p.cusum_slack,
-        )  # fmt: skip
+        p = self.params
+        return run(timestamps, values, *self._member_arguments(), p.ewma_rate, p.cusum_slack)
 
 
 @njit(cache=True)

@@ -16,7 +16,12 @@ import numpy as np
 from numba import njit
 
 from selfmend.detect import expected, tail
-from selfmend.detect.calibrated import CalibratedDetector, hold_event, new_event, relearn_weight
+from selfmend.detect.calibrated import (
+    CalibratedDetector,
+    hold_event,
+    member_arrays,
+    relearn_weight,
+)
 from selfmend.detect.params import CalibratedParams
 
 NEGATIVE = 2  # in the event array: a negative value was seen (log members stop)
@@ -27,22 +32,10 @@ class SpikeDetector(CalibratedDetector):
 
     @classmethod
     def initial(cls, params: CalibratedParams) -> dict[str, np.ndarray]:
-        return {
-            "model": expected.new_model(),
-            "season": expected.new_season(params.bins),
-            "tails": tail.new_tails(2),
-            "seen": tail.new_seen(2),
-            "event": np.append(new_event(), 0.0),
-        }
+        return member_arrays(params, 2, 1)
 
     def _surprise(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
-        p, a = self.params, self.arrays
-        return run(
-            timestamps, values, a["model"], a["season"], a["tails"], a["seen"], a["event"],
-            p.bins,
-            p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold,
-            p.breakthrough, p.log,
-        )  # fmt: skip
+        return run(timestamps, values, *self._member_arguments(), self.params.log)
 
     def band(self) -> tuple[float, float] | None:
         a = self.arrays
