@@ -48,10 +48,16 @@ def _members(
     return chosen
 
 
+# The knobs as the compiled fusion takes them, in one float array.
+BINS, TAU_LEVEL, TAU_SEASON, TAU_TAIL, CLIP, WARMUP, ALARM, HOLD, BREAKTHROUGH = range(9)
+EWMA_RATE, CUSUM_SLACK, COUNTS, SHIFT = range(9, 13)
+
+
 class Plan(NamedTuple):
-    where: (
-        np.ndarray
-    )  # per member and array (MEMBERS x MEMBER_ARRAYS, then output): buffer, start, stop
+    """Per member and array (``MEMBERS`` by ``MEMBER_ARRAYS``, then ``output``): its buffer,
+    start and stop; and the knobs."""
+
+    where: np.ndarray
     knobs: np.ndarray
 
 
@@ -103,36 +109,32 @@ def _view(exact, counts, narrow, row):
 @njit(cache=True)
 def _member(ts, x, exact, counts, narrow, where, m, knobs, log):
     """Member ``m``'s surprises, its kernel run on views into the buffers."""
-    r = m * 5
-    model, season = (
-        _view(exact, counts, narrow, where[r]),
-        _view(exact, counts, narrow, where[r + 1]),
-    )
-    tails, seen = (
-        _view(exact, counts, narrow, where[r + 2]),
-        _view(exact, counts, narrow, where[r + 3]),
-    )
+    r = m * len(MEMBER_ARRAYS)
+    model = _view(exact, counts, narrow, where[r])
+    season = _view(exact, counts, narrow, where[r + 1])
+    tails = _view(exact, counts, narrow, where[r + 2])
+    seen = _view(exact, counts, narrow, where[r + 3])
     event = _view(exact, counts, narrow, where[r + 4])
-    looks = 1.0 + knobs[11] + knobs[12]
-    alarm = knobs[6] + math.log10(looks)
-    bins = int(knobs[0])
+    k = knobs
+    alarm = k[ALARM] + math.log10(1.0 + k[COUNTS] + k[SHIFT])  # the fusion's, for the member
+    common = (int(k[BINS]), k[TAU_LEVEL], k[TAU_SEASON], k[TAU_TAIL], k[CLIP], k[WARMUP], alarm)
     if m == 2:
-        return shift.run(ts, x, model, season, tails, seen, event, bins, knobs[1], knobs[2],
-                         knobs[3], knobs[4], knobs[5], alarm, knobs[7], knobs[8], knobs[9],
-                         knobs[10])  # fmt: skip
-    return spike.run(ts, x, model, season, tails, seen, event, bins, knobs[1], knobs[2], knobs[3],
-                     knobs[4], knobs[5], alarm, knobs[7], knobs[8], log)  # fmt: skip
+        return shift.run(ts, x, model, season, tails, seen, event, *common, k[HOLD],
+                         k[BREAKTHROUGH], k[EWMA_RATE], k[CUSUM_SLACK])  # fmt: skip
+    return spike.run(ts, x, model, season, tails, seen, event, *common, k[HOLD], k[BREAKTHROUGH],
+                     log)  # fmt: skip
 
 
 @njit(cache=True)
 def _run(ts, x, exact, counts, narrow, where, knobs):
-    looks = 1.0 + knobs[11] + knobs[12]
+    """The fused scores of a batch: each member's surprises, the largest less log10 of their
+    number, held to one alarm an event."""
     found = _member(ts, x, exact, counts, narrow, where, 0, knobs, False)
-    if knobs[11] > 0.0:
+    if knobs[COUNTS] > 0.0:
         found = np.maximum(found, _member(ts, x, exact, counts, narrow, where, 1, knobs, True))
-    if knobs[12] > 0.0:
+    if knobs[SHIFT] > 0.0:
         found = np.maximum(found, _member(ts, x, exact, counts, narrow, where, 2, knobs, False))
-    found = np.maximum(found - math.log10(looks), 0.0)
-    output = _view(exact, counts, narrow, where[15])
-    held = hold_all(found, output, knobs[6], knobs[7], knobs[8])
-    return held / (held + knobs[6])
+    found = np.maximum(found - math.log10(1.0 + knobs[COUNTS] + knobs[SHIFT]), 0.0)
+    output = _view(exact, counts, narrow, where[len(MEMBERS) * len(MEMBER_ARRAYS)])
+    held = hold_all(found, output, knobs[ALARM], knobs[HOLD], knobs[BREAKTHROUGH])
+    return held / (held + knobs[ALARM])
