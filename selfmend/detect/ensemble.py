@@ -35,11 +35,15 @@ MEMBER_ARRAYS = ("model", "season", "tails", "seen", "event")
 MEMBERS = ("spike", "counts", "shift")
 
 
+def _looked(params: CalibratedParams) -> float:
+    """The Bonferroni term: log10 of the number of members."""
+    return math.log10(1 + params.counts + params.shift)
+
+
 def _members(
     params: CalibratedParams,
 ) -> list[tuple[str, type[CalibratedDetector], CalibratedParams]]:
-    looks = 1 + params.counts + params.shift
-    own = params.model_copy(update={"alarm": params.alarm + math.log10(looks)})
+    own = params.model_copy(update={"alarm": params.alarm + _looked(params)})
     chosen = [("spike", spike.SpikeDetector, own)]
     if params.counts:
         chosen.append(("counts", spike.SpikeDetector, own.model_copy(update={"log": True})))
@@ -50,7 +54,7 @@ def _members(
 
 # The knobs as the compiled fusion takes them, in one float array.
 BINS, TAU_LEVEL, TAU_SEASON, TAU_TAIL, CLIP, WARMUP, ALARM, HOLD, BREAKTHROUGH = range(9)
-EWMA_RATE, CUSUM_SLACK, COUNTS, SHIFT = range(9, 13)
+EWMA_RATE, CUSUM_SLACK, COUNTS, SHIFT, LOOKED = range(9, 14)
 
 
 class Plan(NamedTuple):
@@ -69,7 +73,7 @@ def _plan(params: CalibratedParams) -> Plan:
     ]
     p = params
     knobs = [p.bins, p.tau_level, p.tau_season, p.tau_tail, p.clip, p.warmup, p.alarm, p.hold,
-             p.breakthrough, p.ewma_rate, p.cusum_slack, p.counts, p.shift]  # fmt: skip
+             p.breakthrough, p.ewma_rate, p.cusum_slack, p.counts, p.shift, _looked(p)]  # fmt: skip
     return Plan(np.array([*rows, places["output"]], dtype=np.int64), np.array(knobs, dtype=float))
 
 
@@ -116,7 +120,7 @@ def _member(ts, x, exact, counts, narrow, where, m, knobs, log):
     seen = _view(exact, counts, narrow, where[r + 3])
     event = _view(exact, counts, narrow, where[r + 4])
     k = knobs
-    alarm = k[ALARM] + math.log10(1.0 + k[COUNTS] + k[SHIFT])  # the fusion's, for the member
+    alarm = k[ALARM] + k[LOOKED]  # the fusion's, for the member
     common = (int(k[BINS]), k[TAU_LEVEL], k[TAU_SEASON], k[TAU_TAIL], k[CLIP], k[WARMUP], alarm)
     if m == 2:
         return shift.run(ts, x, model, season, tails, seen, event, *common, k[HOLD],
@@ -134,7 +138,7 @@ def _run(ts, x, exact, counts, narrow, where, knobs):
         found = np.maximum(found, _member(ts, x, exact, counts, narrow, where, 1, knobs, True))
     if knobs[SHIFT] > 0.0:
         found = np.maximum(found, _member(ts, x, exact, counts, narrow, where, 2, knobs, False))
-    found = np.maximum(found - math.log10(1.0 + knobs[COUNTS] + knobs[SHIFT]), 0.0)
+    found = np.maximum(found - knobs[LOOKED], 0.0)
     output = _view(exact, counts, narrow, where[len(MEMBERS) * len(MEMBER_ARRAYS)])
     held = hold_all(found, output, knobs[ALARM], knobs[HOLD], knobs[BREAKTHROUGH])
     return held / (held + knobs[ALARM])

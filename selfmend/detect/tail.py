@@ -52,16 +52,22 @@ def new_tails(count: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def surprise(tail, k, a):
-    """-log10 of the probability of a value of at least ``a``, from the tail at ``k``."""
-    rate = max(tail[k], 1e-9)
-    at_base = -math.log10(rate)
-    if a <= BASE:
-        return at_base * max(a, 0.0) / BASE
+def _fit(tail, k):
+    """The tail at ``k`` as its surprise at ``BASE`` and the fitted shape and scale of its
+    excesses (method of moments, the shape bounded)."""
+    at_base = -math.log10(max(tail[k], 1e-9))
     mean, square = tail[k + 2], tail[k + 3]
     variance = max(square - mean * mean, 1e-12)
     shape = min(max(0.5 * (1.0 - mean * mean / variance), SHAPE_BOUNDS[0]), SHAPE_BOUNDS[1])
-    scale = max(mean * (1.0 - shape), 1e-9)
+    return at_base, shape, max(mean * (1.0 - shape), 1e-9)
+
+
+@njit(cache=True)
+def surprise(tail, k, a):
+    """-log10 of the probability of a value of at least ``a``, from the tail at ``k``."""
+    at_base, shape, scale = _fit(tail, k)
+    if a <= BASE:
+        return at_base * max(a, 0.0) / BASE
     excess = a - BASE
     if abs(shape) < 1e-6:
         log_survival = -excess / scale
@@ -76,14 +82,9 @@ def surprise(tail, k, a):
 @njit(cache=True)
 def value_at(tail, k, level):
     """The smallest statistic whose surprise reaches ``level``: the inverse of ``surprise``."""
-    rate = max(tail[k], 1e-9)
-    at_base = -math.log10(rate)
+    at_base, shape, scale = _fit(tail, k)
     if level <= at_base:
         return BASE * level / max(at_base, 1e-9)
-    mean, square = tail[k + 2], tail[k + 3]
-    variance = max(square - mean * mean, 1e-12)
-    shape = min(max(0.5 * (1.0 - mean * mean / variance), SHAPE_BOUNDS[0]), SHAPE_BOUNDS[1])
-    scale = max(mean * (1.0 - shape), 1e-9)
     log_survival = -(level - at_base) * _LN10
     if abs(shape) < 1e-6:
         return BASE - scale * log_survival
