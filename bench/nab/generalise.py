@@ -39,7 +39,15 @@ from pydantic import BaseModel, ValidationError
 
 from bench.nab.explore import sample
 from bench.nab.run import DEFAULT_DATA
-from bench.nab.scoring import PROFILES, Series, at_threshold, best_threshold, gains, load_corpus
+from bench.nab.scoring import (
+    PROFILES,
+    Series,
+    at_threshold,
+    best_threshold,
+    gains,
+    load_corpus,
+    normalised,
+)
 from selfmend.detect.choice import DEFAULT, PARAMS, detector_class
 
 SEARCH_FACTOR = 2.0
@@ -151,10 +159,7 @@ class Bench:
                               profile)  # fmt: skip
                 total += at_threshold(table, profile, fits[best].threshold).raw
                 windows += table.n_windows
-            _, _, fn_weight = PROFILES[profile]
-            tp_weight = PROFILES[profile][0]
-            null, perfect = -fn_weight * windows, tp_weight * windows
-            results.append(100.0 * (total - null) / (perfect - null))
+            results.append(normalised(total, windows, profile))
         return results
 
 

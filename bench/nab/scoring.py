@@ -161,10 +161,20 @@ def best_threshold(corpus: list[Series], scores: list[np.ndarray], profile: str)
     return at_threshold(table, profile, float(best[1]))
 
 
+def normalised(total: float, n_windows: float, profile: str) -> float:
+    """NAB's 0-100 scale: the null detector (every window missed) at 0, the perfect one at 100;
+    NaN for series with no window."""
+    tp_weight, _, fn_weight = PROFILES[profile]
+    if not n_windows:
+        return math.nan
+    null, perfect = -fn_weight * n_windows, tp_weight * n_windows
+    return 100.0 * (total - null) / (perfect - null)
+
+
 def at_threshold(table: Gains, profile: str, threshold: float) -> ProfileResult:
     """The corpus total when every point scoring ``threshold`` or more is a detection: how a
     threshold chosen on other series is judged on these."""
-    tp_weight, _, fn_weight = table.weights
+    fn_weight = table.weights[2]
     hits = table.score >= threshold
     outside = hits & (table.window < 0)
     best_gain = np.full(table.n_windows, -fn_weight)
@@ -172,12 +182,11 @@ def at_threshold(table: Gains, profile: str, threshold: float) -> ProfileResult:
     np.maximum.at(best_gain, table.window[inside], table.gain[inside])
     total = float(table.gain[outside].sum() + best_gain.sum())
     found = int((best_gain > -fn_weight).sum()) if table.n_windows else 0
-    null, perfect = -fn_weight * table.n_windows, tp_weight * table.n_windows
     return ProfileResult(
         profile,
         threshold,
         total,
-        100.0 * (total - null) / (perfect - null) if table.n_windows else math.nan,
+        normalised(total, table.n_windows, profile),
         found,
         int(outside.sum()),
         table.n_windows - found,

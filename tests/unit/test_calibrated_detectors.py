@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from bench.detectors import NOISES
 from selfmend.detect import tail
 from selfmend.detect.choice import DetectorChoice
 from selfmend.detect.ensemble import EnsembleDetector
@@ -12,12 +13,6 @@ from selfmend.detect.shift import ShiftDetector
 from selfmend.detect.spike import SpikeDetector
 
 MINUTE = 60.0
-NOISES = {
-    "gaussian": lambda rng, n: rng.normal(100, 5, n),
-    "student_t3": lambda rng, n: 100 + 5 * rng.standard_t(3, n),
-    "poisson2": lambda rng, n: rng.poisson(2, n).astype(float),
-    "lognormal": lambda rng, n: rng.lognormal(3, 1, n),
-}
 
 
 def alarm_rate(noise: str, sensitivity: float, series: int = 6, points: int = 8000) -> float:
