@@ -27,6 +27,7 @@ import numpy as np
 import structlog
 from sqlalchemy import select
 
+from bench import noises
 from selfmend.config import Settings
 from selfmend.detect.choice import CLASSES, DEFAULT, detector_class
 from selfmend.models import Sample
@@ -49,12 +50,7 @@ def score_many_rate(make, points: int) -> float:
     return points / (time.perf_counter() - began)
 
 
-NOISES = {
-    "gaussian": lambda rng, n: rng.normal(100, 5, n),
-    "student_t3": lambda rng, n: 100 + 5 * rng.standard_t(3, n),
-    "poisson2": lambda rng, n: rng.poisson(2, n).astype(float),
-    "lognormal": lambda rng, n: rng.lognormal(3, 1, n),
-}
+NOISES = noises.some("gaussian", "student_t3", "poisson2", "lognormal")
 
 
 def false_alarms(make, noise: str, series: int = 50, points: int = 10_000) -> float:

@@ -17,17 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import noises
 from selfmend.detect.mad import RollingMAD
 from selfmend.detect.stream import StreamDetector
 
 SENSITIVITIES = (0.1, 0.5, 2.0, 10.0)
 NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
-NOISES = {
-    "gaussian": lambda rng, n: rng.normal(100, 5, n),
-    "student_t3": lambda rng, n: 100 + 5 * rng.standard_t(3, n),
-    "student_t5": lambda rng, n: 100 + 5 * rng.standard_t(5, n),
-    "laplace": lambda rng, n: rng.laplace(100, 5, n),
-}
+NOISES = noises.some("gaussian", "student_t3", "student_t5", "laplace")
 
 # (timestamps, values, which points are normal)
 Stretch = tuple[np.ndarray, np.ndarray, np.ndarray]
