@@ -5,8 +5,9 @@
 For each detector with a sensitivity mapping, alarms at sensitivity 0.1, 0.5, 2 and 10 against
 the default, on noise of four kinds and, when the NAB corpus is there, on NAB's points outside
 its labelled anomaly windows: what ``selfmend.sensitivity.TAIL_EXPONENT`` was chosen on.
-An alarm counts once per event: a hit within the detector's ``refractory`` points after the
-previous one belongs to the same event (``points``: every hit, what the analyze pass stores).
+An alarm counts once per event: a hit within the detector's ``refractory`` (``hold``) points
+after the previous one belongs to the same event (``points``: every hit, what the analyze pass
+stores).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from bench import noises
+from selfmend.detect.ensemble import EnsembleDetector
 from selfmend.detect.mad import RollingMAD
 from selfmend.detect.stream import StreamDetector
 
 SENSITIVITIES = (0.1, 0.5, 2.0, 10.0)
+DETECTORS = {"ensemble": EnsembleDetector, "stream": StreamDetector, "rolling_mad": RollingMAD}
 NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
 NOISES = noises.some("gaussian", "student_t3", "student_t5", "laplace")
 
@@ -59,7 +62,7 @@ def events(hits: np.ndarray, hold: int) -> np.ndarray:
 def relative_alarms(make: Callable[[], object], data: list[Stretch]) -> dict[str, list[float]]:
     """Events and points at each sensitivity, as multiples of the default's."""
     detector = make()
-    hold = getattr(detector.params, "refractory", 0)
+    hold = getattr(detector.params, "refractory", getattr(detector.params, "hold", 0))
     runs = [(make().score_many(ts, values), normal) for ts, values, normal in data]
     counted: dict[str, list[int]] = {"events": [], "points": []}
     for sensitivity in (1.0, *SENSITIVITIES):
@@ -81,7 +84,7 @@ def main() -> None:
         data["nab_normal"] = nab(args.nab)
     header = "  ".join(f"{s:>5g}" for s in SENSITIVITIES)
     print(f"alarms against sensitivity 1, at sensitivity {header}")
-    for name, make in (("stream", StreamDetector), ("rolling_mad", RollingMAD)):
+    for name, make in DETECTORS.items():
         for kind, stretches in data.items():
             figures = relative_alarms(make, stretches)
             for counted, ratios in figures.items():

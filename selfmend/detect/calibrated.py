@@ -4,7 +4,7 @@ A calibrated detector's kernel returns each point's surprise, ``-log10`` of how 
 at least that unusual is on this series (``selfmend.detect.tail``). The score maps it to [0, 1)
 as ``surprise / (surprise + alarm)``, so 0.5 is the alarm on every series and sensitivity has a
 meaning: ``threshold_at(s)`` is where the estimated tail probability is ``s`` times the
-default's. The estimate errs towards less surprise, so on noise 10 gives 2-3 times the alarms.
+default's. The estimate errs towards less surprise: 10 gives 1.4-2.5 times the alarms.
 
 State is named float arrays, saved at the precision each needs (``BLOBS``): the ensemble's
 is about 1.8 KB a series.
